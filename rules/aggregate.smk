@@ -1,0 +1,14 @@
+rule aggregate_scores:
+    input:
+        results=[cell["results"] for cell in get_table_cells()],
+        cost=[cell["cost"] for cell in get_table_cells()],
+    output:
+        scores="results/tables/scores.csv",
+    params:
+        cells=get_table_cells(),
+    log:
+        "results/logs/aggregate_scores.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/aggregate_scores.py"

@@ -1,0 +1,131 @@
+from thinkcost.config import (
+    all_cells,
+    expand_grid,
+    lm_eval_task,
+    wildcard_pattern,
+)
+from thinkcost.tasks import bigbench_file_name
+
+# ---------------------------------------------------------------------------- grid
+
+CELLS = expand_grid(config)
+TABLE_CELLS = all_cells(config)
+
+EVALUATE = "results/evaluate/{model}/{task}/{optimization}"
+BIGBENCH_SDIST = "results/stage/downloads/bigbench-1.0.0.tar.gz"
+
+
+wildcard_constraints:
+    model=wildcard_pattern(config["models"]),
+    task=wildcard_pattern(config["tasks"]),
+    optimization=wildcard_pattern(config["optimizations"]),
+
+
+# ---------------------------------------------------------------------------- models
+
+
+def model_needs_staging(model):
+    return "path" not in config["models"][model]["source"]
+
+
+def get_model_dir(model):
+    """Where evaluation loads a model from: its staging directory or its local path."""
+    source = config["models"][model]["source"]
+    return source["path"] if "path" in source else f"results/stage/models/{model}"
+
+
+def get_revision(model):
+    source = config["models"][model]["source"]
+    if "hub" in source:
+        return source.get("revision", "main")
+    if "pypi" in source:
+        return source["pypi"]
+    return "local"
+
+
+# ---------------------------------------------------------------------------- tasks
+
+
+def get_bigbench_outputs():
+    return [
+        f"results/stage/data/bigbench/{bigbench_file_name(task['data']['bigbench'])}"
+        for task in config["tasks"].values()
+        if "bigbench" in task.get("data", {})
+    ]
+
+
+def get_task_data(task):
+    """The staged or local data an evaluation of `task` reads, or a hub-dataset marker."""
+    data = config["tasks"][task].get("data", {})
+    if "bigbench" in data:
+        return f"results/stage/data/bigbench/{bigbench_file_name(data['bigbench'])}"
+    if "local" in data:
+        return data["local"]
+    return f"results/stage/data/hub/{task}.json"
+
+
+def get_task_limit(task):
+    limit = config["tasks"][task].get("limit")
+    return limit if limit is not None else config["evaluation"]["limit"]
+
+
+# ---------------------------------------------------------------------------- evaluate
+
+
+def get_evaluate_input(wildcards):
+    inputs = {"data": get_task_data(wildcards.task)}
+    if model_needs_staging(wildcards.model):
+        inputs["model"] = f"results/stage/models/{wildcards.model}/manifest.json"
+    else:
+        inputs["model"] = get_model_dir(wildcards.model)
+    return inputs
+
+
+def get_cell(wildcards):
+    """What the evaluate script needs to know about one cell."""
+    model = config["models"][wildcards.model]
+    task = config["tasks"][wildcards.task]
+    return {
+        "cell": {
+            "model": wildcards.model,
+            "task": wildcards.task,
+            "optimization": wildcards.optimization,
+            "revision": get_revision(wildcards.model),
+            "family": model["family"],
+        },
+        "model_dir": get_model_dir(wildcards.model),
+        "model_dtype": model.get("dtype"),
+        "params": model["params"],
+        "lm_eval_task": lm_eval_task(config, wildcards.task),
+        "metric": task["metric"],
+        "limit": get_task_limit(wildcards.task),
+        "num_fewshot": task.get("num_fewshot"),
+        "knobs": config["optimizations"][wildcards.optimization],
+        "evaluation": config["evaluation"],
+    }
+
+
+# ---------------------------------------------------------------------------- tables
+
+
+def get_table_cells():
+    """Every cell that reaches the scores table, with the files it is read from."""
+    run = set(CELLS)
+    cells = []
+    for cell in TABLE_CELLS:
+        if cell not in run:
+            continue  # imported cells join in issue 3's import step
+        directory = EVALUATE.format(**cell.__dict__)
+        cells.append(
+            {
+                **cell.__dict__,
+                "metric": config["tasks"][cell.task]["metric"],
+                "results": f"{directory}/results.json",
+                "cost": f"{directory}/cost.json",
+            }
+        )
+    return cells
+
+
+def get_final_output():
+    return ["results/tables/scores.csv"]

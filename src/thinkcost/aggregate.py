@@ -1,0 +1,187 @@
+"""Per-cell outputs → the tidy `scores.csv` (DESIGN.md's contract)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+AVERAGE = "average"
+
+# The contract's columns first, in this order; extra columns follow.
+COLUMNS = [
+    "model",
+    "revision",
+    "family",
+    "params",
+    "train_tokens",
+    "train_flops",
+    "task",
+    "optimization",
+    "metric",
+    "score",
+    "stderr",
+    "n",
+    "prompt_tokens_mean",
+    "generated_tokens_mean",
+    "inference_flops_per_request",
+    "seconds_per_request",
+    "source",
+]
+
+
+class ResultsFileError(ValueError):
+    """A results or cost file that cannot be read as what it claims to be."""
+
+
+def train_flops(params: float, train_tokens: float) -> float:
+    """C = 6·N·D (Kaplan et al.), the paper's training-compute convention."""
+    return 6.0 * float(params) * float(train_tokens)
+
+
+def read_json(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise ResultsFileError(f"{path}: missing") from error
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ResultsFileError(
+            f"{path}: not valid JSON ({error}); delete it and rerun the cell"
+        ) from error
+    if not isinstance(payload, dict):
+        raise ResultsFileError(f"{path}: expected a JSON object, found {type(payload).__name__}")
+    return payload
+
+
+def read_lm_eval_score(path: str | Path, task: str, metric: str) -> dict:
+    """Score, standard error and sample count of `task`/`metric` in an lm-eval results JSON.
+
+    The same reader serves cells that ran here and results imported from elsewhere, so both
+    are picked out of the JSON by the same task → metric mapping.
+    """
+    results = read_json(path)
+    if "results" not in results:
+        raise ResultsFileError(f"{path}: no 'results' key; is this an lm-eval results JSON?")
+    if task not in results["results"]:
+        raise ResultsFileError(
+            f"{path}: no results for task {task!r}; it has {sorted(results['results'])}"
+        )
+    task_results = results["results"][task]
+    if metric not in task_results:
+        metrics = sorted(k for k in task_results if k != "alias" and "_stderr" not in k)
+        raise ResultsFileError(f"{path}: task {task!r} has no metric {metric!r}; it has {metrics}")
+    score = task_results[metric]
+    if not isinstance(score, (int, float)) or not math.isfinite(score):
+        raise ResultsFileError(f"{path}: {task} {metric} is {score!r}, not a number")
+    stderr = task_results.get(metric.replace(",", "_stderr,", 1))
+    stderr = float(stderr) if isinstance(stderr, (int, float)) else float("nan")
+    n_samples = results.get("n-samples", {}).get(task, {})
+    n = n_samples.get("effective", n_samples.get("original"))
+    return {"score": float(score), "stderr": stderr, "n": int(n) if n is not None else None}
+
+
+def cell_row(
+    cell: dict, model: dict, results_path: str | Path, cost_path: str | Path, convention: str
+) -> dict:
+    """One scores.csv row from a run cell's results JSON and cost record."""
+    cost = read_json(cost_path)
+    required = ("prompt_tokens_mean", "generated_tokens_mean", "inference_flops_per_request_paper")
+    missing = [key for key in required if key not in cost]
+    if missing:
+        raise ResultsFileError(f"{cost_path}: cost record lacks {missing}; rerun the cell")
+    score = read_lm_eval_score(results_path, cost["lm_eval_task"], cell["metric"])
+    return {
+        "model": cell["model"],
+        "revision": cost.get("revision", cell.get("revision")),
+        "family": model["family"],
+        "params": float(model["params"]),
+        "train_tokens": float(model["train_tokens"]),
+        "train_flops": train_flops(model["params"], model["train_tokens"]),
+        "task": cell["task"],
+        "optimization": cell["optimization"],
+        "metric": cell["metric"],
+        **score,
+        "n": score["n"] if score["n"] is not None else cost.get("n"),
+        "prompt_tokens_mean": cost["prompt_tokens_mean"],
+        "generated_tokens_mean": cost["generated_tokens_mean"],
+        "inference_flops_per_request": cost[f"inference_flops_per_request_{convention}"],
+        "inference_flops_per_request_paper": cost["inference_flops_per_request_paper"],
+        "inference_flops_per_request_full": cost["inference_flops_per_request_full"],
+        "seconds_per_request": cost["seconds_per_request"],
+        "source": "run",
+        "lm_eval_task": cost["lm_eval_task"],
+        "unanswered": cost.get("unanswered", 0),
+        "samples_per_request": cost.get("samples_per_request", 1),
+        "forward_passes": cost.get("forward_passes"),
+        "generated_tokens_per_second": cost.get("generated_tokens_per_second"),
+        "device": cost.get("device"),
+        "peak_memory_bytes": cost.get("peak_memory_bytes"),
+    }
+
+
+def add_averages(scores: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
+    """Append the benchmark-average rows: the unweighted mean over the configured tasks.
+
+    An average is only written for a (model, optimization) that has every task, so that
+    averages over different task sets are never compared. Its stderr treats the tasks as
+    independent: sqrt(Σ stderr²) / n_tasks.
+    """
+    rows = []
+    keys = ["model", "optimization"]
+    for _, group in scores[scores["task"] != AVERAGE].groupby(keys, sort=False):
+        if set(group["task"]) != set(tasks):
+            continue
+        first = group.iloc[0]
+        row = {
+            column: first[column]
+            for column in (
+                "model",
+                "revision",
+                "family",
+                "params",
+                "train_tokens",
+                "train_flops",
+                "optimization",
+            )
+        }
+        stderr = group["stderr"].to_numpy(dtype=float)
+        row.update(
+            task=AVERAGE,
+            metric="mean of task metrics",
+            score=group["score"].mean(),
+            stderr=float(np.sqrt(np.sum(stderr**2)) / len(group)),
+            n=int(group["n"].sum()),
+            source="run" if (group["source"] == "run").all() else "import",
+            tasks_in_average=len(group),
+        )
+        for column in (
+            "prompt_tokens_mean",
+            "generated_tokens_mean",
+            "inference_flops_per_request",
+            "inference_flops_per_request_paper",
+            "inference_flops_per_request_full",
+            "seconds_per_request",
+        ):
+            row[column] = group[column].mean()
+        row["unanswered"] = group["unanswered"].sum()
+        rows.append(row)
+    averages = pd.DataFrame(rows)
+    return pd.concat([scores, averages], ignore_index=True) if rows else scores
+
+
+def aggregate_scores(cells: list[dict], config: dict) -> pd.DataFrame:
+    """The scores table for a list of cells, each a dict with model, task, optimization,
+    metric and the paths of its `results` and `cost` files."""
+    convention = config["analysis"]["flop_convention"]
+    rows = [
+        cell_row(cell, config["models"][cell["model"]], cell["results"], cell["cost"], convention)
+        for cell in cells
+    ]
+    scores = pd.DataFrame(rows)
+    scores = add_averages(scores, list(config["tasks"]))
+    extra = [c for c in scores.columns if c not in COLUMNS]
+    return scores[COLUMNS + extra].sort_values(["model", "optimization", "task"], ignore_index=True)

@@ -1,0 +1,315 @@
+"""Configuration: schema validation with defaults, semantic checks, and the evaluation grid.
+
+Everything here runs when Snakemake parses the workflow, so it must be cheap and must fail with a
+message that names the offending key or file before any job is planned.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+IMPORTED = "import"
+RUN = "run"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a message that names the key or file at fault."""
+
+
+# --------------------------------------------------------------------------- YAML
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses duplicate mapping keys.
+
+    PyYAML (and so Snakemake's configfile) silently keeps the last of two equal keys, which turns
+    a copy-pasted model entry into a model that quietly disappears from the grid.
+    """
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise ConfigError(
+                f"{key_node.start_mark.name}: duplicate key {key!r} at line "
+                f"{key_node.start_mark.line + 1} (first defined at line {seen[key] + 1})"
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_yaml_strict(path: str | os.PathLike) -> Any:
+    """Load a YAML file, raising ConfigError on duplicate keys or a parse error."""
+    path = Path(path)
+    try:
+        with path.open() as handle:
+            return yaml.load(handle, Loader=_StrictLoader)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from error
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def _with_defaults(validator_class: type) -> type:
+    """Extend a jsonschema validator so that validating also fills in schema defaults."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = json.loads(json.dumps(subschema["default"]))
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_DefaultingValidator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(part) for part in error.absolute_path) or "<top level>"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    where = _key_path(error)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        if allowed and unknown:
+            hints = []
+            for key in unknown:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            return f"{where}: unknown key {', '.join(hints)}; allowed keys: {', '.join(allowed)}"
+    if error.validator == "oneOf" and error.absolute_path and "source" in error.absolute_path:
+        return (
+            f"{where}: a model source names exactly one of 'hub' (with optional 'revision'), "
+            f"'path', or 'pypi' with 'gguf'; got keys {sorted(error.instance)}"
+        )
+    if error.validator == "required":
+        return f"{where}: {error.message}"
+    return f"{where}: {error.message}"
+
+
+_SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+def _coerce_scientific(value: Any) -> Any:
+    """'1.4e9' -> 1.4e9. YAML 1.1 (PyYAML, Snakemake) reads 1.4e9 as a string: it wants 1.4e+9."""
+    if isinstance(value, str) and _SCIENTIFIC.match(value.strip()):
+        return float(value)
+    if isinstance(value, dict):
+        return {key: _coerce_scientific(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_coerce_scientific(item) for item in value]
+    return value
+
+
+def apply_schema(config: dict, schema_path: str | os.PathLike) -> dict:
+    """Validate `config` in place against the JSON schema, filling in the schema's defaults."""
+    for section in ("models", "imports"):
+        if section in config:
+            config[section] = _coerce_scientific(config[section])
+    schema = load_yaml_strict(schema_path)
+    validator = _DefaultingValidator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), e.path))
+    if errors:
+        best = jsonschema.exceptions.best_match(errors)
+        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+        raise ConfigError(f"config error at {_describe(best)}{more}")
+    return config
+
+
+# --------------------------------------------------------------------------- grid
+
+
+@dataclass(frozen=True, order=True)
+class Cell:
+    """One evaluation job: a model evaluated on a task under an optimization."""
+
+    model: str
+    task: str
+    optimization: str
+
+
+def grid_optimizations(config: dict) -> list[str]:
+    chosen = config.get("grid", {}).get("optimizations")
+    return list(chosen) if chosen is not None else list(config["optimizations"])
+
+
+def imported_cells(config: dict) -> set[Cell]:
+    """Cells that an `imports:` entry covers: they are read from existing results, never run."""
+    cells = set()
+    for entry in config.get("imports", []):
+        for task in config["tasks"]:
+            cells.add(Cell(entry["model"], task, entry["optimization"]))
+    return cells
+
+
+def expand_grid(config: dict) -> list[Cell]:
+    """Every (model, task, optimization) cell to evaluate, minus exclusions and imports."""
+    excludes = config.get("grid", {}).get("exclude", [])
+    imported = imported_cells(config)
+
+    def excluded(cell: Cell) -> bool:
+        return any(
+            all(getattr(cell, key) == value for key, value in rule.items()) for rule in excludes
+        )
+
+    cells = [
+        Cell(model, task, optimization)
+        for model in config["models"]
+        for task in config["tasks"]
+        for optimization in grid_optimizations(config)
+    ]
+    return [cell for cell in cells if not excluded(cell) and cell not in imported]
+
+
+def all_cells(config: dict) -> list[Cell]:
+    """Run cells and imported cells together: everything that reaches the tables."""
+    return sorted(set(expand_grid(config)) | imported_cells(config))
+
+
+# --------------------------------------------------------------------------- semantic checks
+
+
+def _check_defined(kind: str, name: str, defined: Iterable[str], where: str) -> None:
+    defined = list(defined)
+    if name not in defined:
+        close = difflib.get_close_matches(name, defined, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"{where}: {kind} {name!r} is not defined{hint}; defined {kind}s: {', '.join(defined)}"
+        )
+
+
+def check_references(config: dict) -> None:
+    """Every optimization, model and task named anywhere must be defined."""
+    optimizations = config["optimizations"]
+    _check_defined(
+        "optimization", config["analysis"]["baseline"], optimizations, "analysis.baseline"
+    )
+    for i, name in enumerate(config["grid"].get("optimizations") or []):
+        _check_defined("optimization", name, optimizations, f"grid.optimizations[{i}]")
+    for i, rule in enumerate(config["grid"]["exclude"]):
+        for key, section in (
+            ("model", "models"),
+            ("task", "tasks"),
+            ("optimization", "optimizations"),
+        ):
+            if key in rule:
+                _check_defined(key, rule[key], config[section], f"grid.exclude[{i}].{key}")
+    for i, entry in enumerate(config["imports"]):
+        _check_defined("model", entry["model"], config["models"], f"imports[{i}].model")
+        _check_defined(
+            "optimization", entry["optimization"], optimizations, f"imports[{i}].optimization"
+        )
+        if "samples" not in entry and "generated_tokens_mean" not in entry:
+            raise ConfigError(
+                f"imports[{i}]: give either 'samples' (a samples file with the generations) or "
+                "'prompt_tokens_mean' and 'generated_tokens_mean'; without token counts the "
+                "import has no inference cost"
+            )
+    for name in config["analysis"].get("regime_models") or []:
+        _check_defined("model", name, config["models"], "analysis.regime_models")
+
+
+def check_knobs(config: dict) -> None:
+    for name, knobs in config["optimizations"].items():
+        if knobs["num_samples"] > 1 and not knobs["do_sample"]:
+            raise ConfigError(
+                f"optimizations.{name}: num_samples={knobs['num_samples']} with do_sample: false "
+                "would draw the same greedy rationale k times; set do_sample: true"
+            )
+        if knobs["format"] == "loglikelihood" and knobs["trigger"]:
+            raise ConfigError(
+                f"optimizations.{name}: a trigger needs generation; use format: hybrid"
+            )
+
+
+def check_paths(config: dict, base_dir: Path) -> None:
+    """Local model and data paths must exist now, not halfway through the grid."""
+    for name, model in config["models"].items():
+        path = model["source"].get("path")
+        if path is not None and not (base_dir / path).exists():
+            raise ConfigError(f"models.{name}.source.path: {path!r} does not exist")
+    for name, task in config["tasks"].items():
+        local = task.get("data", {}).get("local")
+        if local is not None and not (base_dir / local).exists():
+            raise ConfigError(f"tasks.{name}.data.local: {local!r} does not exist")
+    for i, entry in enumerate(config["imports"]):
+        for key in ("results", "samples"):
+            if key in entry and not (base_dir / entry[key]).exists():
+                raise ConfigError(f"imports[{i}].{key}: {entry[key]!r} does not exist")
+    for i, path in enumerate(config["evaluation"]["task_paths"]):
+        if not (base_dir / path).is_dir():
+            raise ConfigError(f"evaluation.task_paths[{i}]: {path!r} is not a directory")
+
+
+def lm_eval_task(config: dict, task: str) -> str:
+    return config["tasks"][task].get("lm_eval_task", task)
+
+
+def check_task_names(config: dict, base_dir: Path) -> None:
+    """Every configured lm-eval task must be one lm-eval knows (with our include paths)."""
+    from thinkcost.tasks import unknown_task_names
+
+    include = [base_dir / path for path in config["evaluation"]["task_paths"]]
+    wanted = {lm_eval_task(config, task): task for task in config["tasks"]}
+    unknown = unknown_task_names(list(wanted), include)
+    if unknown:
+        name, suggestions = next(iter(unknown.items()))
+        hint = f" (did you mean {', '.join(map(repr, suggestions))}?)" if suggestions else ""
+        raise ConfigError(
+            f"tasks.{wanted[name]}: lm-eval does not know the task {name!r}{hint}; task YAMLs are "
+            f"searched in lm-eval's own tasks and in {', '.join(map(str, include))}"
+        )
+
+
+def validate_config(
+    config: dict,
+    schema_path: str | os.PathLike,
+    base_dir: str | os.PathLike = ".",
+    check_tasks: bool = True,
+    configfiles: Iterable[str | os.PathLike] = (),
+) -> dict:
+    """Schema (with defaults) plus the checks a schema cannot express. Returns `config`.
+
+    `configfiles` are re-read strictly, because the YAML loader that produced `config` kept
+    only the last of two duplicate keys.
+    """
+    base_dir = Path(base_dir)
+    for path in configfiles:
+        load_yaml_strict(path)
+    apply_schema(config, schema_path)
+    check_references(config)
+    check_knobs(config)
+    check_paths(config, base_dir)
+    if check_tasks:
+        check_task_names(config, base_dir)
+    return config
+
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def wildcard_pattern(names: Iterable[str]) -> str:
+    """A regex matching exactly the configured names, for Snakemake's wildcard_constraints."""
+    return "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))

@@ -1,0 +1,234 @@
+"""Evaluate one (model, task, optimization) cell with lm-eval and record what it cost."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+from thinkcost.costs import ModelShape, summarize
+
+log = logging.getLogger(__name__)
+
+PACKAGES = ("thinkcost", "torch", "transformers", "lm_eval", "datasets", "tokenizers", "accelerate")
+INVALID_ANSWERS = ("[invalid]", "")
+
+# Knobs of an optimization that the backend takes as they are.
+BACKEND_KNOBS = (
+    "format",
+    "trigger",
+    "answer_prefix",
+    "stop",
+    "do_sample",
+    "temperature",
+    "top_p",
+    "num_samples",
+    "vote",
+    "compile",
+)
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def resolve_device(requested: str) -> str:
+    """`auto` means what torch actually sees: a SLURM job handed a GPU torch cannot use runs on CPU."""
+    import torch
+
+    if requested != "auto":
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(requested: str | None, device: str) -> str:
+    if requested in (None, "auto"):
+        # CPUs have no fast half-precision matmuls; the checkpoint's own dtype elsewhere.
+        return "float32" if device == "cpu" else "auto"
+    return requested
+
+
+def device_name(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"{platform.processor() or platform.machine()} CPU ({os.cpu_count()} cores)"
+
+
+def peak_memory_bytes(device: str) -> int:
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return int(torch.cuda.max_memory_allocated(torch.device(device)))
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux: KiB
+
+
+def _json_default(value: Any) -> Any:
+    from lm_eval.utils import handle_non_serializable
+
+    return handle_non_serializable(value)
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=_json_default, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, default=_json_default, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def backend_arguments(
+    knobs: dict, evaluation: dict, model_dir: str, model_dtype: str | None
+) -> dict:
+    """The ThinkcostLM constructor arguments for one optimization on one model."""
+    device = resolve_device(evaluation["device"])
+    arguments = {key: knobs[key] for key in BACKEND_KNOBS}
+    arguments.update(
+        pretrained=model_dir,
+        device=device,
+        dtype=resolve_dtype(knobs.get("dtype") or model_dtype or evaluation["dtype"], device),
+        batch_size=knobs.get("batch_size") or evaluation["batch_size"],
+        max_new_tokens=knobs.get("max_new_tokens") or evaluation["max_new_tokens"],
+        seed=evaluation["seed"],
+    )
+    if evaluation.get("max_length"):
+        arguments["max_length"] = evaluation["max_length"]
+    if knobs.get("attn_implementation"):
+        arguments["attn_implementation"] = knobs["attn_implementation"]
+    return arguments
+
+
+def evaluate_cell(
+    *,
+    model_dir: str,
+    task: str,
+    metric: str,
+    params: float,
+    knobs: dict,
+    evaluation: dict,
+    limit: int | None,
+    num_fewshot: int | None,
+    cell: dict,
+    results_path: str | Path,
+    samples_path: str | Path,
+    requests_path: str | Path,
+    cost_path: str | Path,
+    model_dtype: str | None = None,
+) -> dict:
+    """Run lm-eval on one cell and write its results JSON, samples, per-request costs and cost record.
+
+    `cell` (model, task, optimization names, revision, …) is copied into the outputs so every
+    file says where it came from.
+    """
+    # Compute nodes have no hub: everything was staged on the submit host.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    import lm_eval
+
+    from thinkcost.backend import ThinkcostLM
+    from thinkcost.tasks import task_manager
+
+    arguments = backend_arguments(knobs, evaluation, model_dir, model_dtype)
+    log.info("cell %s with %s", cell, arguments)
+    model = ThinkcostLM(**arguments)
+    shape = ModelShape.from_config(params, Path(model_dir) / "config.json")
+    manager = task_manager(task, evaluation["task_paths"])
+
+    seed = evaluation["seed"]
+    started = time.perf_counter()
+    output = lm_eval.simple_evaluate(
+        model=model,
+        tasks=[task],
+        task_manager=manager,
+        limit=limit,
+        num_fewshot=num_fewshot,
+        log_samples=True,
+        apply_chat_template=knobs.get("apply_chat_template", False),
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
+        fewshot_random_seed=seed,
+        bootstrap_iters=1000,
+    )
+    wall_seconds = time.perf_counter() - started
+
+    samples = output.pop("samples")[task]
+    task_results = output["results"].get(task, {})
+    if metric not in task_results:
+        available = sorted(k for k in task_results if k != "alias" and "stderr" not in k)
+        raise KeyError(f"task {task} reported no metric {metric!r}; it reported {available}")
+
+    # A free-form answer the task's filter could not extract counts as wrong (the metric does
+    # that) and is counted here, so a model that never answers is visible in its cost record.
+    filter_name = metric.split(",", 1)[1] if "," in metric else "none"
+    unanswered = set()
+    for sample in samples:
+        if sample.get("filter") == filter_name:
+            response = sample.get("filtered_resps")
+            response = response[0] if isinstance(response, list) and response else response
+            if isinstance(response, str) and response.strip() in INVALID_ANSWERS:
+                unanswered.add(sample["doc_id"])
+    costs = [c for c in model.request_costs if c.task == task]
+    for cost in costs:
+        cost.answered = cost.doc_id not in unanswered
+
+    record = summarize(
+        costs,
+        shape,
+        wall_seconds=wall_seconds,
+        generation_seconds=model.generation_seconds,
+        forward_passes=model.forward_passes,
+        forward_tokens=model.forward_tokens,
+        device=device_name(arguments["device"]),
+        peak_memory_bytes=peak_memory_bytes(arguments["device"]),
+    )
+    provenance = {
+        **cell,
+        "lm_eval_task": task,
+        "metric": metric,
+        "score": task_results[metric],
+        "stderr": task_results.get(metric.replace(",", "_stderr,", 1)),
+        "n": len({s["doc_id"] for s in samples}),
+        "limit": limit,
+        "num_fewshot": num_fewshot,
+        "seed": seed,
+        "optimization_knobs": knobs,
+        "backend_arguments": {k: v for k, v in arguments.items() if k != "pretrained"},
+        "model_dir": model_dir,
+        "packages": package_versions(),
+        "python": platform.python_version(),
+    }
+    record = {**provenance, **record}
+
+    output["thinkcost"] = provenance
+    rationales = model.rationales
+    for sample in samples:
+        generations = rationales.get((task, sample["doc_id"]), [])
+        sample["thinkcost_generations"] = [g.__dict__ for g in generations]
+
+    for path in (results_path, samples_path, requests_path, cost_path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    _write_jsonl(Path(samples_path), samples)
+    _write_jsonl(Path(requests_path), [c.to_dict() for c in costs])
+    _write_json(Path(cost_path), record)
+    _write_json(Path(results_path), output)  # last: its presence means the cell is complete
+    return record

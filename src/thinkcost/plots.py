@@ -1,0 +1,492 @@
+"""Figures for thinkcost: each function takes tidy DataFrames and returns a matplotlib Figure.
+
+The figures are built with ``matplotlib.figure.Figure`` directly rather than through pyplot, so
+nothing here touches pyplot's global state or needs a display: saving renders with the Agg
+backend (PNG) or the PDF backend. Only :func:`save_figure` writes files. The numbers come from
+:mod:`thinkcost.fits`; these functions only draw them, apart from the lines of the regime plot,
+which are the lifetime-cost formulas written out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from thinkcost.fits import POOLED_OPTIMIZATION, STATUS_OK, pareto_frontier
+
+OPTIMIZATION_COLOR = "tab:orange"
+BASELINE_COLOR = "tab:blue"
+# Decades of requests shown on each side of the crossover (or of the request count at which
+# inference spending equals training spending, when there is no crossover).
+REGIME_DECADES_EACH_SIDE = 3
+
+
+def _finite(value: object) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def lifetime_flops(
+    train_flops: float, flops_per_request: float, requests: np.ndarray
+) -> np.ndarray:
+    """Training FLOPs plus ``requests`` times the inference FLOPs per request."""
+    return train_flops + np.asarray(requests, dtype=float) * flops_per_request
+
+
+def _regime_requests(row: pd.Series) -> np.ndarray:
+    crossover = row.get("crossover_requests")
+    if _finite(crossover) and float(crossover) > 0:
+        centre = math.log10(float(crossover))
+    else:
+        training = [
+            float(row[col])
+            for col in ("train_flops", "train_equivalent_flops")
+            if _finite(row.get(col)) and float(row[col]) > 0
+        ]
+        per_request = [
+            float(row[col])
+            for col in ("flops_per_request", "baseline_flops_per_request")
+            if _finite(row.get(col)) and float(row[col]) > 0
+        ]
+        # Without a crossover, centre on the request count at which inference has cost as much
+        # as training: that is where the picture changes shape.
+        centre = math.log10(max(training) / max(per_request)) if training and per_request else 6.0
+    return np.logspace(
+        centre - REGIME_DECADES_EACH_SIDE, centre + REGIME_DECADES_EACH_SIDE, num=400
+    )
+
+
+def plot_regime(
+    crossover_row: pd.Series,
+    model_col: str = "model",
+    optimization_col: str = "optimization",
+) -> Figure:
+    """Lifetime FLOPs against requests served, for one (model, optimization) row.
+
+    ``crossover_row`` is one row of :func:`thinkcost.fits.crossover_requests`. Two lines on
+    log-log axes: the model with the optimization (``train_flops + R * flops_per_request``)
+    and a baseline model trained with the train-equivalent FLOPs
+    (``train_equivalent_flops + R * baseline_flops_per_request``). The gap between them is
+    shaded in the colour of the cheaper choice. The crossover is marked (with its confidence
+    interval as a horizontal bar) only when ``crossover_requests`` is a number; otherwise the
+    title carries ``crossover_status`` so the figure never implies a crossover that was not
+    computed.
+    """
+    row = crossover_row
+    model = row.get(model_col, "model")
+    optimization = row.get(optimization_col, "optimization")
+    baseline = row.get("baseline", "baseline")
+    requests = _regime_requests(row)
+
+    fig = Figure(figsize=(6.4, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+
+    optimization_cost = None
+    if _finite(row.get("train_flops")) and _finite(row.get("flops_per_request")):
+        optimization_cost = lifetime_flops(
+            float(row["train_flops"]), float(row["flops_per_request"]), requests
+        )
+        ax.plot(
+            requests,
+            optimization_cost,
+            color=OPTIMIZATION_COLOR,
+            label=f"{model} with {optimization}",
+            gid="optimization",
+        )
+
+    baseline_cost = None
+    if _finite(row.get("train_equivalent_flops")) and _finite(
+        row.get("baseline_flops_per_request")
+    ):
+        baseline_cost = lifetime_flops(
+            float(row["train_equivalent_flops"]), float(row["baseline_flops_per_request"]), requests
+        )
+        ax.plot(
+            requests,
+            baseline_cost,
+            color=BASELINE_COLOR,
+            label=(
+                f"{baseline} model trained with {float(row['train_equivalent_flops']):.2e} FLOPs"
+            ),
+            gid="baseline",
+        )
+
+    if optimization_cost is not None and baseline_cost is not None:
+        optimization_wins = optimization_cost < baseline_cost
+        ax.fill_between(
+            requests,
+            optimization_cost,
+            baseline_cost,
+            where=optimization_wins,
+            interpolate=True,
+            color=OPTIMIZATION_COLOR,
+            alpha=0.2,
+            label=f"{optimization} cheaper",
+            gid="optimization_wins",
+        )
+        ax.fill_between(
+            requests,
+            optimization_cost,
+            baseline_cost,
+            where=~optimization_wins,
+            interpolate=True,
+            color=BASELINE_COLOR,
+            alpha=0.2,
+            label="training cheaper",
+            gid="baseline_wins",
+        )
+
+    crossover = row.get("crossover_requests")
+    if _finite(crossover) and optimization_cost is not None:
+        crossover = float(crossover)
+        crossover_cost = float(
+            lifetime_flops(float(row["train_flops"]), float(row["flops_per_request"]), crossover)
+        )
+        low, high = row.get("crossover_requests_low"), row.get("crossover_requests_high")
+        if _finite(low) and _finite(high):
+            # A low bound of 0 requests cannot be drawn on a log axis; start at the plot's edge.
+            ax.plot(
+                [max(float(low), requests[0]), float(high)],
+                [crossover_cost, crossover_cost],
+                color="black",
+                linewidth=1,
+                gid="crossover_interval",
+            )
+        ax.plot(
+            [crossover],
+            [crossover_cost],
+            marker="o",
+            color="black",
+            linestyle="none",
+            label=f"crossover: {crossover:.3g} requests",
+            gid="crossover",
+        )
+
+    title = f"{model}: {optimization} vs training a bigger {baseline} model"
+    crossover_status = row.get("crossover_status", STATUS_OK)
+    if crossover_status != STATUS_OK:
+        title += f"\n({crossover_status})"
+    ax.set_title(title, fontsize="medium")
+    train_equivalent_status = row.get("status", STATUS_OK)
+    if train_equivalent_status != STATUS_OK and train_equivalent_status != crossover_status:
+        ax.text(
+            0.01,
+            0.01,
+            f"train-equivalent FLOPs: {train_equivalent_status}",
+            transform=ax.transAxes,
+            fontsize="small",
+            va="bottom",
+        )
+    ax.set_xlabel("requests served")
+    ax.set_ylabel("lifetime FLOPs (training + inference)")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small", loc="upper left")
+    return fig
+
+
+def _improvements(
+    scores: pd.DataFrame,
+    baseline: str,
+    task: str,
+    score_col: str,
+    flops_col: str,
+    family_col: str,
+    model_col: str,
+    optimization_col: str,
+    task_col: str,
+) -> pd.DataFrame:
+    task_rows = scores[scores[task_col] == task]
+    baseline_scores = (
+        task_rows[task_rows[optimization_col] == baseline]
+        .set_index(model_col)[score_col]
+        .rename("baseline_score")
+    )
+    optimized = task_rows[task_rows[optimization_col] != baseline].join(
+        baseline_scores, on=model_col
+    )
+    optimized = optimized.assign(improvement=optimized[score_col] - optimized["baseline_score"])
+    keep = np.isfinite(optimized["improvement"]) & np.isfinite(optimized[flops_col])
+    return optimized[keep].sort_values([optimization_col, family_col, flops_col])
+
+
+def plot_improvement_vs_train_flops(
+    scores: pd.DataFrame,
+    baseline: str = "standard",
+    task: str = "average",
+    score_col: str = "score",
+    flops_col: str = "train_flops",
+    family_col: str = "family",
+    model_col: str = "model",
+    optimization_col: str = "optimization",
+    task_col: str = "task",
+) -> Figure:
+    """Score gain of each optimization over the baseline, against training FLOPs.
+
+    One panel per optimization, one line per family (models in order of training FLOPs), and a
+    dashed line at zero gain. Models without a baseline score are left out.
+    """
+    improvements = _improvements(
+        scores,
+        baseline,
+        task,
+        score_col,
+        flops_col,
+        family_col,
+        model_col,
+        optimization_col,
+        task_col,
+    )
+    optimizations = list(dict.fromkeys(improvements[optimization_col]))
+    n_panels = max(len(optimizations), 1)
+    fig = Figure(figsize=(4.0 * n_panels, 3.6), layout="constrained")
+    axes = fig.subplots(1, n_panels, sharey=True, squeeze=False)[0]
+    families = sorted(improvements[family_col].dropna().unique(), key=str)
+    colors = {family: f"C{index % 10}" for index, family in enumerate(families)}
+    for ax, optimization in zip(axes, optimizations, strict=False):
+        panel = improvements[improvements[optimization_col] == optimization]
+        for family, rows in panel.groupby(family_col, sort=True):
+            ax.plot(
+                rows[flops_col],
+                rows["improvement"],
+                marker="o",
+                color=colors[family],
+                label=str(family),
+                gid=f"family:{family}",
+            )
+        ax.axhline(0.0, color="grey", linestyle="--", linewidth=1, gid="zero")
+        ax.set_xscale("log")
+        ax.set_title(f"{optimization} − {baseline}", fontsize="medium")
+        ax.set_xlabel("training FLOPs (6·N·D)")
+    axes[0].set_ylabel(f"{score_col} gain over {baseline} ({task})")
+    if not optimizations:
+        axes[0].set_title("no optimized scores with a baseline to compare", fontsize="medium")
+    if families:
+        axes[-1].legend(title="family", fontsize="small")
+    return fig
+
+
+def plot_isoflop(
+    scores: pd.DataFrame,
+    isoflop_fits: pd.DataFrame,
+    task: str = "average",
+    score_col: str = "score",
+    flops_col: str = "train_flops",
+    generated_tokens_col: str = "generated_tokens_mean",
+    optimization_col: str = "optimization",
+    task_col: str = "task",
+    pooled_label: str = POOLED_OPTIMIZATION,
+    show_pooled: bool = True,
+) -> Figure:
+    """Scores against training FLOPs with the isoFLOP fits drawn through them.
+
+    For each optimization: its points, and its own fit ``alpha * log10 C + beta * t + delta``
+    evaluated at the optimization's mean generated tokens ``t`` (solid, ``beta`` taken as 0 when
+    it is NaN because the tokens did not vary). With ``show_pooled``, the pooled fit's prediction
+    at the same ``t`` is drawn dashed, when the pooled fit has a finite ``beta``. Lines span the
+    fitted range of training FLOPs only.
+    """
+    task_rows = scores[scores[task_col] == task]
+    fits_by_optimization = {row[optimization_col]: row for _, row in isoflop_fits.iterrows()}
+    pooled = fits_by_optimization.get(pooled_label)
+    fig = Figure(figsize=(6.4, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_xscale("log")
+    optimizations = [name for name in fits_by_optimization if name != pooled_label]
+    for index, optimization in enumerate(optimizations):
+        color = f"C{index % 10}"
+        points = task_rows[task_rows[optimization_col] == optimization]
+        ax.scatter(
+            points[flops_col],
+            points[score_col],
+            color=color,
+            label=str(optimization),
+            gid=str(optimization),
+        )
+        fit = fits_by_optimization[optimization]
+        if not (_finite(fit["alpha"]) and _finite(fit["delta"])) or points.empty:
+            continue
+        mean_tokens = float(points[generated_tokens_col].mean())
+        log10_flops = np.linspace(float(fit["log10_flops_min"]), float(fit["log10_flops_max"]), 50)
+        beta = float(fit["beta"]) if _finite(fit["beta"]) else 0.0
+        ax.plot(
+            10**log10_flops,
+            float(fit["alpha"]) * log10_flops + beta * mean_tokens + float(fit["delta"]),
+            color=color,
+            gid=f"fit:{optimization}",
+        )
+        if show_pooled and pooled is not None and _finite(pooled["beta"]):
+            ax.plot(
+                10**log10_flops,
+                float(pooled["alpha"]) * log10_flops
+                + float(pooled["beta"]) * mean_tokens
+                + float(pooled["delta"]),
+                color=color,
+                linestyle="--",
+                gid=f"pooled:{optimization}",
+            )
+    ax.set_xlabel("training FLOPs (6·N·D)")
+    ax.set_ylabel(f"{score_col} ({task})")
+    title = "score = α·log10 C + β·generated tokens + δ"
+    if show_pooled and pooled is not None and _finite(pooled["beta"]):
+        title += "\nsolid: per optimization; dashed: pooled fit"
+    ax.set_title(title, fontsize="medium")
+    if optimizations:
+        ax.legend(fontsize="small")
+    return fig
+
+
+def plot_train_equivalent_ratio(
+    train_equivalent: pd.DataFrame,
+    scores: pd.DataFrame,
+    baseline: str = "standard",
+    task: str = "average",
+    generated_tokens_col: str = "generated_tokens_mean",
+    model_col: str = "model",
+    optimization_col: str = "optimization",
+    task_col: str = "task",
+) -> Figure:
+    """Train-equivalent ratio against the generated-token ratio (optimization ÷ baseline).
+
+    One marker series per optimization, with the confidence interval of the ratio as vertical
+    error bars where both bounds exist, and a dashed line at ratio 1 (no gain). Rows without a
+    finite ratio are not drawn; the title says how many were left out.
+    """
+    task_rows = scores[scores[task_col] == task]
+    tokens = task_rows.set_index([model_col, optimization_col])[generated_tokens_col]
+    baseline_tokens = (
+        task_rows[task_rows[optimization_col] == baseline]
+        .set_index(model_col)[generated_tokens_col]
+        .rename("baseline_tokens")
+    )
+    table = train_equivalent.join(tokens.rename("tokens"), on=[model_col, optimization_col]).join(
+        baseline_tokens, on=model_col
+    )
+    table = table.assign(token_ratio=table["tokens"] / table["baseline_tokens"])
+    drawable = (
+        np.isfinite(table["train_equivalent_ratio"])
+        & np.isfinite(table["token_ratio"])
+        & (table["train_equivalent_ratio"] > 0)
+        & (table["token_ratio"] > 0)
+    )
+    shown = table[drawable]
+
+    fig = Figure(figsize=(6.4, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    for index, (optimization, rows) in enumerate(shown.groupby(optimization_col, sort=True)):
+        ratio = rows["train_equivalent_ratio"].to_numpy(dtype=float)
+        low = (rows["train_equivalent_flops_low"] / rows["train_flops"]).to_numpy(dtype=float)
+        high = (rows["train_equivalent_flops_high"] / rows["train_flops"]).to_numpy(dtype=float)
+        # Missing bounds draw as zero-length bars rather than dropping the point.
+        lower_error = np.where(np.isfinite(low), ratio - low, 0.0)
+        upper_error = np.where(np.isfinite(high), high - ratio, 0.0)
+        container = ax.errorbar(
+            rows["token_ratio"],
+            ratio,
+            yerr=[lower_error, upper_error],
+            fmt="o",
+            color=f"C{index % 10}",
+            label=str(optimization),
+            capsize=2,
+        )
+        container.lines[0].set_gid(f"optimization:{optimization}")
+    ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, gid="no_gain")
+    ax.set_xlabel(f"generated tokens per request, optimization ÷ {baseline}")
+    ax.set_ylabel("train-equivalent FLOPs ÷ training FLOPs")
+    title = "training compute an optimization is worth"
+    left_out = int((~drawable).sum())
+    if left_out:
+        title += f"\n({left_out} row(s) without a train-equivalent ratio not shown)"
+    ax.set_title(title, fontsize="medium")
+    if not shown.empty:
+        ax.legend(fontsize="small")
+    return fig
+
+
+def plot_pareto(
+    scores: pd.DataFrame,
+    task: str = "average",
+    x_col: str = "inference_flops_per_request",
+    y_col: str = "score",
+    model_col: str = "model",
+    optimization_col: str = "optimization",
+    task_col: str = "task",
+) -> Figure:
+    """Score against inference FLOPs per request for every model and optimization.
+
+    One scatter series per optimization; the Pareto frontier (:func:`thinkcost.fits.
+    pareto_frontier`: no other cell is both cheaper and better) is drawn as a step line
+    through its points, which are labelled with model and optimization.
+    """
+    task_rows = scores[scores[task_col] == task]
+    marked = pareto_frontier(task_rows, x_col=x_col, y_col=y_col)
+    fig = Figure(figsize=(6.4, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_xscale("log")
+    for index, (optimization, rows) in enumerate(marked.groupby(optimization_col, sort=True)):
+        ax.scatter(
+            rows[x_col],
+            rows[y_col],
+            color=f"C{index % 10}",
+            label=str(optimization),
+            gid=str(optimization),
+        )
+    frontier = marked[marked["on_pareto_frontier"]].sort_values([x_col, y_col])
+    if not frontier.empty:
+        ax.plot(
+            frontier[x_col],
+            frontier[y_col],
+            color="black",
+            drawstyle="steps-post",
+            marker="x",
+            label="Pareto frontier",
+            gid="pareto_frontier",
+        )
+        for _, row in frontier.iterrows():
+            ax.annotate(
+                f"{row[model_col]} / {row[optimization_col]}",
+                (row[x_col], row[y_col]),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize="x-small",
+            )
+    ax.set_xlabel("inference FLOPs per request")
+    ax.set_ylabel(f"{y_col} ({task})")
+    ax.set_title("quality against inference cost", fontsize="medium")
+    if not marked.empty:
+        ax.legend(fontsize="small")
+    return fig
+
+
+def save_figure(fig: Figure, paths: str | PathLike | Iterable[str | PathLike]) -> list[Path]:
+    """Write ``fig`` to each path, in the format its suffix names (``.png``, ``.pdf``, …).
+
+    A single path whose suffix is not an image format matplotlib knows (none, or a dot inside a
+    model name such as ``pythia-1.4b``) is written twice, as ``<path>.png`` and ``<path>.pdf``.
+    Parent directories are created. Returns the paths written.
+    """
+    supported = fig.canvas.get_supported_filetypes()
+    if isinstance(paths, (str, PathLike)):
+        single = Path(paths)
+        if single.suffix.lstrip(".").lower() in supported:
+            targets = [single]
+        else:
+            targets = [Path(f"{single}.png"), Path(f"{single}.pdf")]
+    else:
+        targets = [Path(path) for path in paths]
+    for target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # PNG at 200 dpi is sharp in the Snakemake report; the PDF is vector for the paper.
+        fig.savefig(target, dpi=200)
+    return targets

@@ -1,0 +1,182 @@
+"""Which lm-eval tasks exist, and BIG-bench task data from the PyPI sdist.
+
+lm-eval's TaskManager indexes ~14,000 YAML files and takes about 10 s, too slow for every
+`snakemake -n`. Task names are read instead from the `task:`/`group:`/`tag:` lines of those
+files (cached per lm-eval version); only a name that this fast index misses is confirmed with
+the TaskManager, so a typo costs 10 s once and a valid config costs nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import re
+import tarfile
+import urllib.request
+from pathlib import Path
+
+_NAME_LINE = re.compile(r"^(?:task|group|tag):[ \t]*(.*)$", re.MULTILINE)
+_LIST_ITEM = re.compile(r"^[ \t]+-[ \t]*([^\s#]+)", re.MULTILINE)
+
+
+def _names_in_yaml(text: str) -> set[str]:
+    names = set()
+    for value in _NAME_LINE.findall(text):
+        value = value.split("#")[0].strip().strip("'\"")
+        if value and not value.startswith(("[", "{", "!")):
+            names.add(value)
+    if "tag:" in text:
+        names.update(item.strip("'\"") for item in _LIST_ITEM.findall(text))
+    return names
+
+
+def _scan(directory: Path) -> set[str]:
+    names: set[str] = set()
+    for path in directory.rglob("*.y*ml"):
+        names |= _names_in_yaml(path.read_text(errors="ignore"))
+    return names
+
+
+def _builtin_names() -> set[str]:
+    import lm_eval
+
+    version = getattr(lm_eval, "__version__", "unknown")
+    cache_dir = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "thinkcost"
+    cache = cache_dir / f"lm_eval-{version}-task-names.json"
+    if cache.exists():
+        return set(json.loads(cache.read_text()))
+    names = _scan(Path(lm_eval.__file__).parent / "tasks")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(sorted(names)))
+    tmp.replace(cache)
+    return names
+
+
+def unknown_task_names(names: list[str], include_paths: list[Path]) -> dict[str, list[str]]:
+    """Map each name lm-eval does not know to up to three close known names."""
+    known = _builtin_names()
+    for path in include_paths:
+        known |= _scan(Path(path))
+    missing = [name for name in names if name not in known]
+    if not missing:
+        return {}
+    # The fast index reads lines, not YAML; confirm misses with lm-eval itself.
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=[str(p) for p in include_paths])
+    known |= set(manager.all_tasks)
+    return {
+        name: difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+        for name in missing
+        if name not in known
+    }
+
+
+# --------------------------------------------------------------------------- BIG-bench
+
+BIGBENCH_REQUIREMENT = ("bigbench", "1.0.0")
+_TASKS_PREFIX = "bigbench/benchmark_tasks/"
+
+
+def bigbench_file_name(task: str) -> str:
+    """`logical_deduction/three_objects` -> `logical_deduction_three_objects.jsonl`."""
+    return task.strip("/").replace("/", "_") + ".jsonl"
+
+
+def find_sdist(project: str, version: str, index_url: str | None = None) -> tuple[str, str]:
+    """URL and sha256 of a project's sdist, from the PEP 691 JSON simple index.
+
+    `pip download` cannot fetch bigbench: pip builds the sdist's metadata, which declares a
+    direct-URL dependency that PyPI forbids, so pip refuses before downloading a byte.
+    """
+    index = (index_url or os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple").rstrip("/")
+    request = urllib.request.Request(
+        f"{index}/{project}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        listing = json.load(response)
+    wanted = f"{project}-{version}.tar.gz"
+    for entry in listing["files"]:
+        if entry["filename"] == wanted:
+            return entry["url"], entry["hashes"]["sha256"]
+    raise FileNotFoundError(f"{wanted} is not on the index {index}")
+
+
+def download_verified(url: str, sha256: str, destination: Path) -> Path:
+    """Download to `destination` (atomically), refusing a file whose hash does not match."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(destination.name + ".part")
+    digest = hashlib.sha256()
+    with urllib.request.urlopen(url, timeout=600) as response, partial.open("wb") as out:
+        while chunk := response.read(1 << 20):
+            digest.update(chunk)
+            out.write(chunk)
+    if digest.hexdigest() != sha256:
+        partial.unlink()
+        raise OSError(f"{url}: sha256 {digest.hexdigest()} does not match the index's {sha256}")
+    partial.replace(destination)
+    return destination
+
+
+def bigbench_examples(task_json: dict, task: str) -> list[dict]:
+    """Multiple-choice rows from a BIG-bench task.json: input, choices, gold index."""
+    prefix = task_json.get("task_prefix", "")
+    rows = []
+    for i, example in enumerate(task_json["examples"]):
+        scores = example.get("target_scores")
+        if not scores:
+            raise ValueError(
+                f"BIG-bench {task}: example {i} has no target_scores (not multiple choice)"
+            )
+        choices = list(scores)
+        best = max(scores.values())
+        rows.append(
+            {
+                "id": i,
+                "task_prefix": prefix.strip(),
+                "input": example["input"].strip(),
+                "choices": choices,
+                "gold": choices.index(next(c for c in choices if scores[c] == best)),
+            }
+        )
+    return rows
+
+
+def extract_bigbench_tasks(sdist: Path, tasks: dict[str, Path]) -> None:
+    """Write one JSONL per BIG-bench task (`{task_dir: output}`) from the bigbench sdist.
+
+    The 358 MB sdist is read once, as a stream, whatever the number of tasks.
+    """
+    wanted = {f"{_TASKS_PREFIX}{task.strip('/')}/task.json": task for task in tasks}
+    found: set[str] = set()
+    with tarfile.open(sdist, mode="r|gz") as archive:
+        for member in archive:
+            inner = member.name.split("/", 1)[-1]
+            if inner not in wanted:
+                continue
+            task = wanted[inner]
+            rows = bigbench_examples(json.load(archive.extractfile(member)), task)
+            output = tasks[task]
+            output.parent.mkdir(parents=True, exist_ok=True)
+            tmp = output.with_suffix(".tmp")
+            with tmp.open("w") as handle:
+                for row in rows:
+                    handle.write(json.dumps(row) + "\n")
+            tmp.replace(output)
+            found.add(task)
+    missing = sorted(set(tasks) - found)
+    if missing:
+        raise FileNotFoundError(f"{sdist}: no BIG-bench task.json for {', '.join(missing)}")
+
+
+def task_manager(task: str, include_paths: list[str | Path]):
+    """An lm-eval TaskManager that can load `task`, indexing lm-eval's own ~14,000 task YAMLs
+    (about 10 s) only when `task` is not one of ours."""
+    from lm_eval.tasks import TaskManager
+
+    include = [str(Path(p).resolve()) for p in include_paths]
+    ours = set().union(*(_scan(Path(p)) for p in include)) if include else set()
+    return TaskManager(include_path=include, include_defaults=task not in ours)

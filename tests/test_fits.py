@@ -1,0 +1,633 @@
+"""Unit tests for thinkcost.fits on synthetic tables whose true answers are known."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from thinkcost import fits
+
+SLOPE = 0.06  # score points per decade of training FLOPs
+INTERCEPT = -0.9
+
+
+def line_score(log10_flops: float, slope: float = SLOPE, intercept: float = INTERCEPT) -> float:
+    return slope * log10_flops + intercept
+
+
+def score_row(
+    model: str,
+    family: str,
+    log10_train_flops: float,
+    optimization: str,
+    score: float,
+    stderr: float = 0.01,
+    generated_tokens_mean: float = 20.0,
+    inference_flops_per_request: float = 1e10,
+    task: str = "average",
+) -> dict:
+    return {
+        "model": model,
+        "family": family,
+        "train_flops": 10.0**log10_train_flops,
+        "task": task,
+        "optimization": optimization,
+        "score": score,
+        "stderr": stderr,
+        "generated_tokens_mean": generated_tokens_mean,
+        "inference_flops_per_request": inference_flops_per_request,
+    }
+
+
+def exact_family(
+    log10_flops_values=(19.5, 20.0, 21.0, 22.0), family: str = "F", slope: float = SLOPE
+) -> list[dict]:
+    return [
+        score_row(f"{family}{index}", family, x, "standard", line_score(x, slope=slope))
+        for index, x in enumerate(log10_flops_values)
+    ]
+
+
+def statuses(value: str) -> list[str]:
+    return value.split(fits.STATUS_SEPARATOR)
+
+
+def no_infinities(frame: pd.DataFrame) -> bool:
+    numeric = frame.select_dtypes(include="number").to_numpy(dtype=float)
+    return not np.isinf(numeric).any()
+
+
+# --- fit_family_scaling --------------------------------------------------------------------------
+
+
+def test_exact_line_recovers_slope_and_intercept():
+    scores = pd.DataFrame(exact_family())
+    fit = fits.fit_family_scaling(scores).set_index("family").loc["F"]
+    assert fit["status"] == fits.STATUS_OK
+    assert fit["slope"] == pytest.approx(SLOPE, abs=1e-12)
+    assert fit["intercept"] == pytest.approx(INTERCEPT, abs=1e-10)
+    assert fit["r_squared"] == pytest.approx(1.0)
+    assert fit["n_models"] == 4 and fit["n_flop_values"] == 4 and fit["residual_dof"] == 2
+    assert fit["log10_flops_min"] == pytest.approx(19.5)
+    assert fit["log10_flops_max"] == pytest.approx(22.0)
+    assert fit["slope_stderr"] == pytest.approx(0.0, abs=1e-10)
+
+
+def test_noisy_fit_matches_textbook_ols():
+    rng = np.random.default_rng(3)
+    log10_flops = np.array([19.0, 19.7, 20.3, 21.1, 22.0])
+    observed = line_score(log10_flops) + rng.normal(0, 0.02, size=5)
+    scores = pd.DataFrame(
+        [
+            score_row(f"m{i}", "F", x, "standard", y)
+            for i, (x, y) in enumerate(zip(log10_flops, observed, strict=True))
+        ]
+    )
+    fit = fits.fit_family_scaling(scores).iloc[0]
+    # Closed-form OLS: slope = Sxy / Sxx, var(slope) = s^2 / Sxx, cov = -mean(x) s^2 / Sxx.
+    x_centred = log10_flops - log10_flops.mean()
+    sxx = np.sum(x_centred**2)
+    slope = np.sum(x_centred * observed) / sxx
+    intercept = observed.mean() - slope * log10_flops.mean()
+    residual_variance = np.sum((observed - slope * log10_flops - intercept) ** 2) / 3
+    assert fit["slope"] == pytest.approx(slope, rel=1e-10)
+    assert fit["intercept"] == pytest.approx(intercept, rel=1e-10)
+    assert fit["slope_stderr"] == pytest.approx(math.sqrt(residual_variance / sxx), rel=1e-8)
+    assert fit["cov_slope_intercept"] == pytest.approx(
+        -log10_flops.mean() * residual_variance / sxx, rel=1e-8
+    )
+    assert fit["residual_stderr"] == pytest.approx(math.sqrt(residual_variance), rel=1e-8)
+
+
+def test_family_fit_statuses():
+    rows = [
+        # single-model family
+        score_row("solo", "S", 20.0, "standard", 0.3),
+        # two models, one train_flops value
+        score_row("e0", "E", 20.0, "standard", 0.3),
+        score_row("e1", "E", 20.0, "standard", 0.35),
+        # score falls with compute
+        score_row("n0", "N", 20.0, "standard", 0.5),
+        score_row("n1", "N", 21.0, "standard", 0.4),
+        score_row("n2", "N", 22.0, "standard", 0.3),
+        # exactly two points
+        score_row("t0", "T", 20.0, "standard", line_score(20.0)),
+        score_row("t1", "T", 21.0, "standard", line_score(21.0)),
+        # only optimized rows
+        score_row("o0", "O", 20.0, "cot", 0.3),
+    ]
+    fit = fits.fit_family_scaling(pd.DataFrame(rows)).set_index("family")
+    assert fit.loc["S", "status"] == fits.STATUS_SINGLE_MODEL_FAMILY
+    assert fit.loc["E", "status"] == fits.STATUS_FEW_DISTINCT_FLOPS
+    assert fit.loc["N", "status"] == fits.STATUS_SLOPE_NOT_POSITIVE
+    assert fit.loc["N", "slope"] == pytest.approx(-0.1)  # kept, so the reader sees why
+    assert fit.loc["T", "status"] == fits.STATUS_TWO_POINTS
+    assert fit.loc["T", "slope"] == pytest.approx(SLOPE)
+    assert np.isnan(
+        fit.loc["T", ["slope_stderr", "intercept_stderr", "cov_slope_intercept"]].astype(float)
+    ).all()
+    assert fit.loc["O", "status"] == fits.STATUS_NO_BASELINE_SCORES
+    for family in "SEO":
+        assert np.isnan(fit.loc[family, "slope"])
+    assert no_infinities(fit)
+
+
+# --- train_equivalent_flops ----------------------------------------------------------------------
+
+
+def test_exact_train_equivalent_flops():
+    log10_true_equivalent = 21.4
+    rows = [
+        *exact_family(),
+        score_row("F1", "F", 20.0, "cot", line_score(log10_true_equivalent), stderr=0.01),
+    ]
+    scores = pd.DataFrame(rows)
+    result = fits.train_equivalent_flops(scores, fits.fit_family_scaling(scores)).iloc[0]
+    assert result["status"] == fits.STATUS_OK
+    assert result["train_equivalent_flops"] == pytest.approx(10**log10_true_equivalent, rel=1e-9)
+    assert result["train_equivalent_ratio"] == pytest.approx(10**1.4, rel=1e-9)
+    assert result["baseline_score"] == pytest.approx(line_score(20.0))
+    assert result["baseline_train_equivalent_flops"] == pytest.approx(1e20, rel=1e-9)
+    # Perfect fit: only the score's stderr is left, so log10 stderr = 0.01 / slope.
+    assert result["log10_train_equivalent_flops_stderr"] == pytest.approx(0.01 / SLOPE, rel=1e-6)
+    half_width = 1.959963984540054 * 0.01 / SLOPE
+    assert result["train_equivalent_flops_low"] == pytest.approx(
+        10 ** (log10_true_equivalent - half_width), rel=1e-6
+    )
+    assert result["train_equivalent_flops_high"] == pytest.approx(
+        10 ** (log10_true_equivalent + half_width), rel=1e-6
+    )
+
+
+def _coverage_trial(rng, n_models, interval, sigma_fit, sigma_score, log10_true_equivalent=20.9):
+    log10_flops = np.linspace(19.5, 22.0, n_models)
+    rows = [
+        score_row(f"m{i}", "F", x, "standard", line_score(x) + rng.normal(0, sigma_fit))
+        for i, x in enumerate(log10_flops)
+    ]
+    noisy_score = line_score(log10_true_equivalent) + rng.normal(0, sigma_score)
+    rows.append(score_row("m0", "F", log10_flops[0], "cot", noisy_score, stderr=sigma_score))
+    scores = pd.DataFrame(rows)
+    result = fits.train_equivalent_flops(
+        scores, fits.fit_family_scaling(scores), interval=interval
+    ).iloc[0]
+    true_equivalent = 10**log10_true_equivalent
+    return (
+        result["train_equivalent_flops_low"]
+        <= true_equivalent
+        <= result["train_equivalent_flops_high"]
+    )
+
+
+def test_delta_method_interval_covers_truth_about_95_percent():
+    rng = np.random.default_rng(20240607)
+    covered = [
+        _coverage_trial(rng, n_models=20, interval="normal", sigma_fit=0.01, sigma_score=0.01)
+        for _ in range(200)
+    ]
+    assert 0.88 <= np.mean(covered) <= 0.99
+
+
+def test_student_t_interval_covers_truth_in_small_family():
+    # Four models and a noisy fit: the normal interval covers only ~84 % here, because the
+    # fit variance is estimated from two residual degrees of freedom.
+    rng = np.random.default_rng(11)
+    covered = [
+        _coverage_trial(rng, n_models=4, interval="student-t", sigma_fit=0.03, sigma_score=0.002)
+        for _ in range(200)
+    ]
+    assert 0.88 <= np.mean(covered) <= 0.99
+
+
+def test_student_t_interval_is_wider_than_normal():
+    rng = np.random.default_rng(5)
+    rows = [
+        score_row(f"m{i}", "F", x, "standard", line_score(x) + rng.normal(0, 0.02))
+        for i, x in enumerate([19.5, 20.5, 21.5, 22.0])
+    ]
+    rows.append(score_row("m0", "F", 19.5, "cot", line_score(21.0)))
+    scores = pd.DataFrame(rows)
+    family_fits = fits.fit_family_scaling(scores)
+    normal = fits.train_equivalent_flops(scores, family_fits).iloc[0]
+    student = fits.train_equivalent_flops(scores, family_fits, interval="student-t").iloc[0]
+    assert student["train_equivalent_flops"] == normal["train_equivalent_flops"]
+    assert student["train_equivalent_flops_low"] < normal["train_equivalent_flops_low"]
+    assert student["train_equivalent_flops_high"] > normal["train_equivalent_flops_high"]
+
+
+def _single_result(rows, **kwargs) -> pd.Series:
+    scores = pd.DataFrame(rows)
+    result = fits.train_equivalent_flops(scores, fits.fit_family_scaling(scores), **kwargs)
+    assert no_infinities(result)
+    return result.iloc[0]
+
+
+def test_single_model_family_gives_nan_and_status():
+    result = _single_result(
+        [score_row("solo", "S", 20.0, "standard", 0.3), score_row("solo", "S", 20.0, "cot", 0.4)]
+    )
+    assert result["status"] == fits.STATUS_SINGLE_MODEL_FAMILY
+    assert np.isnan(result["train_equivalent_flops"])
+
+
+def test_equal_train_flops_gives_nan_and_status():
+    result = _single_result(
+        [
+            score_row("e0", "E", 20.0, "standard", 0.3),
+            score_row("e1", "E", 20.0, "standard", 0.35),
+            score_row("e0", "E", 20.0, "cot", 0.4),
+        ]
+    )
+    assert result["status"] == fits.STATUS_FEW_DISTINCT_FLOPS
+    assert np.isnan(result["train_equivalent_flops"])
+
+
+def test_negative_slope_gives_nan_and_status():
+    result = _single_result(
+        [
+            score_row("n0", "N", 20.0, "standard", 0.5),
+            score_row("n1", "N", 21.0, "standard", 0.4),
+            score_row("n2", "N", 22.0, "standard", 0.3),
+            score_row("n0", "N", 20.0, "cot", 0.45),
+        ]
+    )
+    assert result["status"] == fits.STATUS_SLOPE_NOT_POSITIVE
+    assert np.isnan(
+        result[["train_equivalent_flops", "train_equivalent_ratio"]].astype(float)
+    ).all()
+
+
+def test_extrapolation_beyond_factor_is_nan():
+    # Fitted span 10^19.5 .. 10^22; factor 10 allows up to 10^23. The score asks for 10^23.5.
+    result = _single_result([*exact_family(), score_row("F0", "F", 19.5, "cot", line_score(23.5))])
+    assert result["status"] == fits.STATUS_EXTRAPOLATED_BEYOND
+    bounds = ["train_equivalent_flops", "train_equivalent_flops_low", "train_equivalent_flops_high"]
+    assert np.isnan(result[bounds].astype(float)).all()
+
+
+def test_extrapolation_below_factor_is_nan():
+    result = _single_result([*exact_family(), score_row("F0", "F", 19.5, "cot", line_score(18.0))])
+    assert result["status"] == fits.STATUS_EXTRAPOLATED_BEYOND
+
+
+def test_extrapolation_within_factor_is_kept_with_status():
+    result = _single_result([*exact_family(), score_row("F0", "F", 19.5, "cot", line_score(22.5))])
+    assert result["status"] == fits.STATUS_EXTRAPOLATED_WITHIN
+    assert result["train_equivalent_flops"] == pytest.approx(10**22.5, rel=1e-9)
+    assert np.isfinite(result["train_equivalent_flops_high"])
+
+
+def test_extrapolation_factor_is_a_parameter():
+    rows = [*exact_family(), score_row("F0", "F", 19.5, "cot", line_score(23.5))]
+    result = _single_result(rows, extrapolation_factor=100.0)
+    assert result["status"] == fits.STATUS_EXTRAPOLATED_WITHIN
+    assert result["train_equivalent_flops"] == pytest.approx(10**23.5, rel=1e-9)
+
+
+def test_unbounded_extrapolation_never_gives_inf():
+    # A nearly flat line and no extrapolation limit would put C* far beyond a double.
+    rows = [*exact_family(slope=1e-4), score_row("F0", "F", 19.5, "cot", 0.9)]
+    result = _single_result(rows, extrapolation_factor=float("inf"))
+    assert result["status"] == fits.STATUS_EXTRAPOLATED_BEYOND
+    assert np.isnan(result["train_equivalent_flops"])
+
+
+def test_nan_score_stderr_uses_fit_covariance_only():
+    rng = np.random.default_rng(2)
+    rows = [
+        score_row(f"m{i}", "F", x, "standard", line_score(x) + rng.normal(0, 0.01))
+        for i, x in enumerate([19.5, 20.0, 21.0, 22.0])
+    ]
+    rows.append(score_row("m1", "F", 20.0, "cot", line_score(21.0), stderr=float("nan")))
+    result = _single_result(rows)
+    assert result["status"] == fits.STATUS_NO_SCORE_STDERR
+    assert np.isnan(result["score_stderr"])
+    assert 0 < result["train_equivalent_flops_low"] < result["train_equivalent_flops"]
+    assert result["train_equivalent_flops"] < result["train_equivalent_flops_high"]
+
+    # With a perfect fit and no score stderr there is no uncertainty left at all.
+    exact = _single_result(
+        [*exact_family(), score_row("F1", "F", 20.0, "cot", line_score(21.0), stderr=float("nan"))]
+    )
+    assert exact["train_equivalent_flops_low"] == pytest.approx(exact["train_equivalent_flops"])
+
+
+def test_two_point_family_keeps_estimate_but_not_bounds():
+    rows = [
+        score_row("t0", "T", 20.0, "standard", line_score(20.0)),
+        score_row("t1", "T", 21.0, "standard", line_score(21.0)),
+        score_row("t0", "T", 20.0, "cot", line_score(20.5)),
+    ]
+    result = _single_result(rows)
+    assert result["status"] == fits.STATUS_TWO_POINTS
+    assert result["train_equivalent_flops"] == pytest.approx(10**20.5, rel=1e-9)
+    assert np.isnan(
+        result[["train_equivalent_flops_low", "train_equivalent_flops_high"]].astype(float)
+    ).all()
+
+
+def test_caveats_are_joined():
+    rows = [
+        score_row("t0", "T", 20.0, "standard", line_score(20.0)),
+        score_row("t1", "T", 21.0, "standard", line_score(21.0)),
+        score_row("t0", "T", 20.0, "cot", line_score(21.5)),
+    ]
+    result = _single_result(rows)
+    assert set(statuses(result["status"])) == {
+        fits.STATUS_TWO_POINTS,
+        fits.STATUS_EXTRAPOLATED_WITHIN,
+    }
+    assert np.isfinite(result["train_equivalent_flops"])
+
+
+def test_missing_baseline_row_for_model():
+    rows = [*exact_family(), score_row("X", "F", 20.0, "cot", line_score(21.0))]
+    result = _single_result(rows)
+    assert result["status"] == fits.STATUS_NO_BASELINE_SCORE
+    assert np.isnan(result["baseline_score"])
+    assert result["train_equivalent_flops"] == pytest.approx(1e21, rel=1e-9)
+
+
+def test_missing_score_and_missing_family_fit():
+    scores = pd.DataFrame([*exact_family(), score_row("F1", "F", 20.0, "cot", float("nan"))])
+    result = fits.train_equivalent_flops(scores, fits.fit_family_scaling(scores)).iloc[0]
+    assert result["status"] == fits.STATUS_NO_SCORE
+    empty_fits = fits.fit_family_scaling(scores.iloc[:0])
+    result = fits.train_equivalent_flops(
+        pd.DataFrame([*exact_family(), score_row("F1", "F", 20.0, "cot", 0.5)]), empty_fits
+    ).iloc[0]
+    assert result["status"] == fits.STATUS_NO_FAMILY_FIT
+
+
+def test_one_row_per_model_and_optimization_and_empty_input():
+    rows = [
+        *exact_family(),
+        score_row("F1", "F", 20.0, "cot", line_score(21.0)),
+        score_row("F1", "F", 20.0, "sc", line_score(21.2)),
+        score_row("F2", "F", 21.0, "cot", line_score(21.5)),
+        score_row("F2", "F", 21.0, "cot", 0.9, task="arc"),  # another task: ignored
+    ]
+    scores = pd.DataFrame(rows)
+    result = fits.train_equivalent_flops(scores, fits.fit_family_scaling(scores))
+    assert sorted(zip(result["model"], result["optimization"], strict=True)) == [
+        ("F1", "cot"),
+        ("F1", "sc"),
+        ("F2", "cot"),
+    ]
+    assert (result["baseline"] == "standard").all()
+    empty = fits.train_equivalent_flops(scores.iloc[:0], fits.fit_family_scaling(scores.iloc[:0]))
+    assert empty.empty and "train_equivalent_flops" in empty.columns
+
+
+def test_duplicate_rows_are_refused():
+    rows = [
+        *exact_family(),
+        score_row("F1", "F", 20.0, "cot", 0.5),
+        score_row("F1", "F", 20.0, "cot", 0.6),
+    ]
+    scores = pd.DataFrame(rows)
+    with pytest.raises(ValueError, match="more than one row"):
+        fits.train_equivalent_flops(scores, fits.fit_family_scaling(scores))
+
+
+# --- crossover_requests --------------------------------------------------------------------------
+
+
+def _crossover_table(
+    train_flops: float,
+    equivalent: float,
+    flops_per_request: float,
+    baseline_flops_per_request: float,
+    low: float = float("nan"),
+    high: float = float("nan"),
+    status: str = fits.STATUS_OK,
+    generated_tokens_mean: float = 250.0,
+):
+    train_equivalent = pd.DataFrame(
+        [
+            {
+                "model": "m",
+                "family": "F",
+                "optimization": "cot",
+                "baseline": "standard",
+                "train_flops": train_flops,
+                "train_equivalent_flops": equivalent,
+                "train_equivalent_flops_low": low,
+                "train_equivalent_flops_high": high,
+                "status": status,
+            }
+        ]
+    )
+    log10_train_flops = math.log10(train_flops)
+    scores = pd.DataFrame(
+        [
+            score_row(
+                "m",
+                "F",
+                log10_train_flops,
+                "standard",
+                0.3,
+                generated_tokens_mean=50.0,
+                inference_flops_per_request=baseline_flops_per_request,
+            ),
+            score_row(
+                "m",
+                "F",
+                log10_train_flops,
+                "cot",
+                0.4,
+                generated_tokens_mean=generated_tokens_mean,
+                inference_flops_per_request=flops_per_request,
+            ),
+        ]
+    )
+    result = fits.crossover_requests(train_equivalent, scores)
+    assert no_infinities(result)
+    return result.iloc[0]
+
+
+def test_crossover_matches_hand_worked_example():
+    # Model trained with T = 1e21 FLOPs; CoT reaches the score of a baseline trained with
+    # C* = 3e21. CoT costs f_o = 5e12 FLOPs per request, the baseline f_b = 1e12.
+    #   L_o(R) = 1e21 + 5e12 R,   L_b(R) = 3e21 + 1e12 R
+    #   equal when (5e12 - 1e12) R = 3e21 - 1e21  ->  R* = 2e21 / 4e12 = 5e8 requests.
+    # CoT generates 250 tokens per request: 5e8 * 250 = 1.25e11 generated tokens.
+    # Bounds: C*_low = 2e21 -> (1e21) / 4e12 = 2.5e8; C*_high = 5e21 -> 4e21 / 4e12 = 1e9.
+    result = _crossover_table(1e21, 3e21, 5e12, 1e12, low=2e21, high=5e21)
+    assert result["crossover_status"] == fits.STATUS_OK
+    assert result["crossover_requests"] == pytest.approx(5e8, rel=1e-12)
+    assert result["crossover_generated_tokens"] == pytest.approx(1.25e11, rel=1e-12)
+    assert result["crossover_requests_low"] == pytest.approx(2.5e8, rel=1e-12)
+    assert result["crossover_requests_high"] == pytest.approx(1e9, rel=1e-12)
+    assert result["flops_per_request"] == 5e12
+    assert result["baseline_flops_per_request"] == 1e12
+
+
+def test_crossover_lower_bound_clipped_at_zero_when_interval_admits_no_gain():
+    # C*_low = 0.5e21 < T: at that end the optimization never pays, reported as 0 requests.
+    result = _crossover_table(1e21, 3e21, 5e12, 1e12, low=0.5e21, high=5e21)
+    assert result["crossover_requests_low"] == 0.0
+
+
+def test_optimization_never_cheaper():
+    result = _crossover_table(1e21, 0.8e21, 5e12, 1e12)
+    assert result["crossover_status"] == fits.STATUS_NEVER_CHEAPER
+    assert np.isnan(result["crossover_requests"])
+
+
+def test_optimization_always_cheaper():
+    result = _crossover_table(1e21, 3e21, 1e12, 1e12)
+    assert result["crossover_status"] == fits.STATUS_ALWAYS_CHEAPER
+    assert np.isnan(result["crossover_requests"])
+
+
+def test_optimization_cheaper_above_crossover():
+    # Cheaper per request but worth less training: L_o = 1e21 + 1e12 R, L_b = 0.6e21 + 3e12 R,
+    # equal at R* = 0.4e21 / 2e12 = 2e8; above it the optimization wins.
+    result = _crossover_table(1e21, 0.6e21, 1e12, 3e12, low=0.4e21, high=0.8e21)
+    assert result["crossover_status"] == fits.STATUS_CHEAPER_ABOVE_CROSSOVER
+    assert result["crossover_requests"] == pytest.approx(2e8)
+    # R* falls as C* rises: low from C*_high (0.2e21 / 2e12), high from C*_low (0.6e21 / 2e12).
+    assert result["crossover_requests_low"] == pytest.approx(1e8)
+    assert result["crossover_requests_high"] == pytest.approx(3e8)
+
+
+def test_crossover_propagates_missing_train_equivalent_and_flops():
+    result = _crossover_table(
+        1e21, float("nan"), 5e12, 1e12, status=fits.STATUS_SINGLE_MODEL_FAMILY
+    )
+    assert result["crossover_status"] == fits.STATUS_SINGLE_MODEL_FAMILY
+    assert np.isnan(result["crossover_generated_tokens"])
+    result = _crossover_table(1e21, 3e21, float("nan"), 1e12)
+    assert result["crossover_status"] == fits.STATUS_NO_INFERENCE_FLOPS
+    result = _crossover_table(1e21, 3e21, 5e12, float("nan"))
+    assert result["crossover_status"] == fits.STATUS_NO_BASELINE_INFERENCE_FLOPS
+
+
+def test_crossover_end_to_end_keeps_train_equivalent_columns():
+    rows = [
+        *exact_family(),
+        score_row("F1", "F", 20.0, "cot", line_score(21.0), inference_flops_per_request=5e10),
+    ]
+    scores = pd.DataFrame(rows)
+    train_equivalent = fits.train_equivalent_flops(scores, fits.fit_family_scaling(scores))
+    result = fits.crossover_requests(train_equivalent, scores)
+    assert list(result.columns[: len(train_equivalent.columns)]) == list(train_equivalent.columns)
+    # (1e21 - 1e20) / (5e10 - 1e10) = 9e20 / 4e10 = 2.25e10 requests.
+    assert result.loc[0, "crossover_requests"] == pytest.approx(2.25e10, rel=1e-9)
+
+
+# --- fit_isoflop ---------------------------------------------------------------------------------
+
+
+def _isoflop_scores(rng, n_points=40, alpha=0.05, beta=2e-4, delta=-0.6, noise=0.005):
+    log10_flops = rng.uniform(19.0, 23.0, size=n_points)
+    tokens = rng.uniform(10.0, 500.0, size=n_points)
+    score = alpha * log10_flops + beta * tokens + delta + rng.normal(0, noise, size=n_points)
+    return pd.DataFrame(
+        [
+            score_row(f"m{i}", "F", x, "cot" if i % 2 else "sc", y, generated_tokens_mean=t)
+            for i, (x, t, y) in enumerate(zip(log10_flops, tokens, score, strict=True))
+        ]
+    )
+
+
+def test_isoflop_recovers_known_parameters():
+    truth = {"alpha": 0.05, "beta": 2e-4, "delta": -0.6}
+    scores = _isoflop_scores(np.random.default_rng(7), **truth)
+    result = fits.fit_isoflop(scores).set_index("optimization")
+    assert set(result.index) == {"cot", "sc", "all"}
+    for optimization in ("cot", "sc", "all"):
+        row = result.loc[optimization]
+        assert row["status"] == fits.STATUS_OK
+        for name, true_value in truth.items():
+            stderr = row[f"{name}_stderr"]
+            assert np.isfinite(stderr) and stderr > 0
+            assert abs(row[name] - true_value) < 4 * stderr
+    pooled = result.loc["all"]
+    assert pooled["n_points"] == 40
+    assert pooled["alpha"] == pytest.approx(0.05, abs=0.003)
+    assert pooled["beta"] == pytest.approx(2e-4, abs=2e-5)
+
+
+def test_isoflop_constant_tokens_leaves_beta_unidentified():
+    rng = np.random.default_rng(1)
+    log10_flops = np.linspace(19, 22, 6)
+    rows = [
+        score_row(
+            f"m{i}",
+            "F",
+            x,
+            "cot",
+            0.05 * x - 0.6 + rng.normal(0, 0.003),
+            generated_tokens_mean=120.0,
+        )
+        for i, x in enumerate(log10_flops)
+    ]
+    result = fits.fit_isoflop(pd.DataFrame(rows)).set_index("optimization").loc["cot"]
+    assert result["status"] == fits.STATUS_TOKENS_DO_NOT_VARY
+    assert np.isnan(result["beta"]) and np.isnan(result["beta_stderr"])
+    assert result["alpha"] == pytest.approx(0.05, abs=0.005)
+    assert result["alpha_stderr"] > 0
+
+
+def test_isoflop_collinear_tokens_leaves_beta_unidentified():
+    log10_flops = np.linspace(19, 22, 6)
+    rows = [
+        score_row(f"m{i}", "F", x, "cot", 0.05 * x - 0.6, generated_tokens_mean=10 * x + 3)
+        for i, x in enumerate(log10_flops)
+    ]
+    result = fits.fit_isoflop(pd.DataFrame(rows)).iloc[0]
+    assert result["status"] == fits.STATUS_TOKENS_COLLINEAR
+    assert np.isnan(result["beta"])
+
+
+def test_isoflop_point_count_statuses():
+    scores = _isoflop_scores(np.random.default_rng(0), n_points=3)
+    result = fits.fit_isoflop(scores).set_index("optimization")
+    # "sc" holds points 0 and 2, "cot" point 1; the pooled fit has exactly three points.
+    assert result.loc["sc", "status"] == fits.STATUS_FEWER_POINTS_THAN_PARAMETERS
+    assert result.loc["cot", "status"] == fits.STATUS_FEWER_POINTS_THAN_PARAMETERS
+    assert np.isnan(result.loc["sc", ["alpha", "beta", "delta"]].astype(float)).all()
+    assert result.loc["all", "status"] == fits.STATUS_NO_RESIDUAL_DOF
+    assert np.isfinite(result.loc["all", "alpha"])
+    assert np.isnan(result.loc["all", "alpha_stderr"])
+    assert no_infinities(result)
+
+
+def test_isoflop_group_cols_and_empty_input():
+    scores = _isoflop_scores(np.random.default_rng(4))
+    scores.loc[scores.index[::2], "family"] = "G"
+    result = fits.fit_isoflop(scores, group_cols=("family",))
+    assert set(zip(result["family"], result["optimization"], strict=True)) >= {
+        ("F", "all"),
+        ("G", "all"),
+    }
+    assert fits.fit_isoflop(scores.iloc[:0]).empty
+
+
+# --- pareto_frontier -----------------------------------------------------------------------------
+
+
+def test_pareto_frontier_hand_example():
+    cells = pd.DataFrame(
+        {
+            "name": ["a", "b", "c", "d", "e", "f", "g"],
+            "cost": [1.0, 2.0, 2.0, 3.0, 4.0, 5.0, float("nan")],
+            "quality": [0.2, 0.5, 0.4, 0.5, 0.7, 0.6, 0.99],
+        }
+    )
+    # a: cheapest.  b: better than a.  c: same cost as b, worse.  d: costs more than b for the
+    # same quality.  e: best finite quality.  f: dearer and worse than e.  g: no cost.
+    marked = fits.pareto_frontier(cells, x_col="cost", y_col="quality")
+    assert marked.loc[marked["on_pareto_frontier"], "name"].tolist() == ["a", "b", "e"]
+    assert list(marked["name"]) == list(cells["name"])  # input order kept
+
+
+def test_pareto_frontier_keeps_exact_duplicates():
+    cells = pd.DataFrame({"cost": [1.0, 1.0, 2.0], "quality": [0.5, 0.5, 0.4]})
+    marked = fits.pareto_frontier(cells, x_col="cost", y_col="quality")
+    assert marked["on_pareto_frontier"].tolist() == [True, True, False]
