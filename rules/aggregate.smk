@@ -4,11 +4,11 @@ rule aggregate_scores:
         cost=[cell["cost"] for cell in get_table_cells()],
     output:
         scores="results/tables/scores.csv",
-    params:
-        cells=get_table_cells(),
     log:
         "results/logs/aggregate_scores.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        cells=get_table_cells(),
     script:
         "../scripts/aggregate_scores.py"

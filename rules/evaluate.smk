@@ -6,14 +6,14 @@ rule evaluate:
         samples=f"{EVALUATE}/samples.jsonl",
         requests=f"{EVALUATE}/requests.jsonl",
         cost=f"{EVALUATE}/cost.json",
-    params:
-        cell=get_cell,
-    threads: 2
     log:
         "results/logs/evaluate/{model}/{task}/{optimization}.log",
     benchmark:
         "results/benchmarks/evaluate/{model}/{task}/{optimization}.tsv"
     conda:
         "../envs/evaluate.yaml"
+    threads: 2
+    params:
+        cell=get_cell,
     script:
         "../scripts/evaluate.py"

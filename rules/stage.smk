@@ -10,14 +10,14 @@ localrules:
 rule stage_model:
     output:
         manifest="results/stage/models/{model}/manifest.json",
-    params:
-        source=lambda wildcards: config["models"][wildcards.model]["source"],
-        out_dir=lambda wildcards: get_model_dir(wildcards.model),
-        download_dir="results/stage/downloads",
     log:
         "results/logs/stage_model/{model}.log",
     benchmark:
         "results/benchmarks/stage_model/{model}.tsv"
+    params:
+        source=lambda wildcards: config["models"][wildcards.model]["source"],
+        out_dir=lambda wildcards: get_model_dir(wildcards.model),
+        download_dir="results/stage/downloads",
     script:
         "../scripts/stage_model.py"
 
@@ -36,14 +36,14 @@ rule stage_bigbench:
         sdist=BIGBENCH_SDIST,
     output:
         tasks=get_bigbench_outputs(),
+    log:
+        "results/logs/stage_bigbench.log",
     params:
         tasks=[
             task["data"]["bigbench"]
             for task in config["tasks"].values()
             if "bigbench" in task.get("data", {})
         ],
-    log:
-        "results/logs/stage_bigbench.log",
     script:
         "../scripts/stage_bigbench.py"
 
@@ -51,10 +51,10 @@ rule stage_bigbench:
 rule stage_hub_dataset:
     output:
         marker="results/stage/data/hub/{task}.json",
+    log:
+        "results/logs/stage_hub_dataset/{task}.log",
     params:
         lm_eval_task=lambda wildcards: lm_eval_task(config, wildcards.task),
         task_paths=config["evaluation"]["task_paths"],
-    log:
-        "results/logs/stage_hub_dataset/{task}.log",
     script:
         "../scripts/stage_hub_dataset.py"

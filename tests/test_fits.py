@@ -631,3 +631,72 @@ def test_pareto_frontier_keeps_exact_duplicates():
     cells = pd.DataFrame({"cost": [1.0, 1.0, 2.0], "quality": [0.5, 0.5, 0.4]})
     marked = fits.pareto_frontier(cells, x_col="cost", y_col="quality")
     assert marked["on_pareto_frontier"].tolist() == [True, True, False]
+
+
+def test_missing_train_flops_for_optimized_model():
+    rows = [*exact_family(), score_row("F1", "F", 20.0, "cot", line_score(21.0))]
+    rows[-1]["train_flops"] = float("nan")
+    scores = pd.DataFrame(rows)
+    train_equivalent = fits.train_equivalent_flops(scores, fits.fit_family_scaling(scores))
+    result = fits.crossover_requests(train_equivalent, scores).iloc[0]
+    assert result["status"] == fits.STATUS_NO_TRAIN_FLOPS
+    assert result["train_equivalent_flops"] == pytest.approx(1e21, rel=1e-9)
+    assert np.isnan(result["train_equivalent_ratio"])
+    assert result["crossover_status"] == fits.STATUS_NO_TRAIN_FLOPS
+
+
+def test_random_degenerate_tables_never_crash_or_give_inf():
+    rng = np.random.default_rng(99)
+    for _ in range(40):
+        rows = []
+        for family_index in range(rng.integers(1, 4)):
+            family = f"fam{family_index}"
+            for model_index in range(rng.integers(1, 5)):
+                model = f"{family}-{model_index}"
+                log10_flops = float(rng.choice([19.0, 20.0, 21.0, 22.0]))
+                for optimization in ("standard", "cot"):
+                    if rng.random() < 0.15:
+                        continue  # cell never evaluated
+                    score = float(rng.uniform(0.1, 0.9)) if rng.random() > 0.1 else np.nan
+                    stderr = 0.01 if rng.random() > 0.3 else np.nan
+                    tokens = float(rng.choice([20.0, 200.0]))
+                    rows.append(
+                        score_row(
+                            model,
+                            family,
+                            log10_flops,
+                            optimization,
+                            score,
+                            stderr=stderr,
+                            generated_tokens_mean=tokens,
+                            inference_flops_per_request=float(rng.choice([1e10, 5e10, np.nan])),
+                        )
+                    )
+        scores = pd.DataFrame(rows)
+        family_fits = fits.fit_family_scaling(scores)
+        train_equivalent = fits.train_equivalent_flops(scores, family_fits)
+        crossover = fits.crossover_requests(train_equivalent, scores)
+        isoflop = fits.fit_isoflop(scores)
+        for table in (family_fits, crossover, isoflop):
+            assert no_infinities(table)
+        known = set(fits.STATUS_MEANINGS)
+        for column, table in (
+            ("status", family_fits),
+            ("status", crossover),
+            ("crossover_status", crossover),
+            ("status", isoflop),
+        ):
+            for value in table[column]:
+                assert set(statuses(value)) <= known, value
+        # A number is present exactly when its status allows it.
+        missing = crossover["train_equivalent_flops"].isna()
+        assert (crossover.loc[missing, "status"] != fits.STATUS_OK).all()
+
+
+def test_identical_baseline_scores_count_as_flat():
+    rows = [score_row(f"c{i}", "C", x, "standard", 0.4) for i, x in enumerate([20.0, 21.0, 22.0])]
+    rows.append(score_row("c0", "C", 20.0, "cot", 0.5))
+    scores = pd.DataFrame(rows)
+    assert fits.fit_family_scaling(scores).loc[0, "status"] == fits.STATUS_SLOPE_NOT_POSITIVE
+    result = fits.train_equivalent_flops(scores, fits.fit_family_scaling(scores)).iloc[0]
+    assert result["status"] == fits.STATUS_SLOPE_NOT_POSITIVE

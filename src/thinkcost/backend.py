@@ -9,8 +9,7 @@
   tokenizer), forward passes and tokens actually run, generation time.
 
 Generation returns k rationales per question (self-consistency with `num_samples`), combined by
-a vote rule. Scoring goes through `HFLM.loglikelihood` on the prompt + rationale + answer prefix;
-reusing the generation's KV cache instead is a change local to `_score`.
+a vote rule. The choices after a rationale are scored on one shared KV cache (`score_choices`).
 """
 
 from __future__ import annotations
@@ -38,13 +37,6 @@ class Generation:
     text: str
     tokens: int  # tokens the model generated for it, the stop sequence or EOS included
     stopped_by: str  # "eos", "stop:<sequence>" or "length"
-
-
-@dataclass
-class _Pair:
-    """The minimum of lm-eval's Instance that `HFLM.loglikelihood` reads."""
-
-    args: tuple[str, str]
 
 
 @register_model("thinkcost")
@@ -182,8 +174,42 @@ class ThinkcostLM(HFLM):
             truncated=len(encoded) > self.max_length,
         )
 
-    def _score(self, pairs: list[tuple[str, str]]) -> list[tuple[float, bool]]:
-        return super().loglikelihood([_Pair(pair) for pair in pairs], disable_tqdm=True)
+    @torch.no_grad()
+    def score_choices(self, context: str, continuations: list[str]) -> list[tuple[float, bool]]:
+        """Log-likelihood of each continuation after one shared context, reusing its KV cache.
+
+        lm-eval's scorer runs context + continuation once per choice; after a 256-token
+        rationale that is almost all repeated work. Here the context runs once and the choices,
+        right-padded (causal attention never looks ahead, so no mask is needed), run as one
+        batch on copies of its cache. Tokenization follows lm-eval's `_encode_pair`, so the
+        numbers are those `HFLM.loglikelihood` would give for the same strings.
+        """
+        pairs = [self._encode_pair(context, continuation) for continuation in continuations]
+        context_enc = pairs[0][0]
+        if any(pair[0] != context_enc for pair in pairs):
+            raise ValueError("continuations changed the tokenization of their shared context")
+        choices = [pair[1] for pair in pairs]
+        width = max(len(choice) for choice in choices)
+        context_enc = context_enc[-(self.max_length - width) :]
+
+        prefix = self.model(torch.tensor([context_enc], device=self.device), use_cache=True)
+        cache = prefix.past_key_values
+        cache.batch_repeat_interleave(len(choices))
+        padded = torch.full((len(choices), width), self.eot_token_id, device=self.device)
+        for row, choice in enumerate(choices):
+            padded[row, : len(choice)] = torch.tensor(choice, device=self.device)
+        logits = self.model(padded, past_key_values=cache, use_cache=True).logits
+        # The context's last position predicts each choice's first token.
+        first = prefix.logits[:, -1:, :].expand(len(choices), 1, -1)
+        logprobs = torch.log_softmax(torch.cat([first, logits[:, :-1]], dim=1).float(), dim=-1)
+
+        results = []
+        for row, choice in enumerate(choices):
+            target = torch.tensor(choice, device=self.device)
+            scores = logprobs[row, : len(choice)]
+            loglik = scores.gather(1, target[:, None]).sum()
+            results.append((float(loglik), bool((scores.argmax(dim=-1) == target).all())))
+        return results
 
     def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         docs: dict[str, list[int]] = defaultdict(list)
@@ -191,7 +217,8 @@ class ThinkcostLM(HFLM):
             docs[request.args[0]].append(index)
 
         if self.format == "loglikelihood":
-            results = self._score([request.args for request in requests])
+            # The paper's direct format is plain lm-eval scoring, by lm-eval's own code.
+            results = super().loglikelihood(requests, disable_tqdm=True)
             for indices in docs.values():
                 first = requests[indices[0]]
                 cost = self._prompt_cost(first, first.args[0])
@@ -210,18 +237,16 @@ class ThinkcostLM(HFLM):
         stop = [*self.stop, self.answer_prefix.rstrip(": ")] if self.answer_prefix else self.stop
         generations = self.generate_texts(prompts, stop, self.max_new_tokens, self.num_samples)
 
-        pairs = []
-        for context, prompt, samples in zip(contexts, prompts, generations, strict=True):
-            for index in docs[context]:
-                continuation = requests[index].args[1]
-                pairs.extend((self.scoring_context(prompt, g.text), continuation) for g in samples)
-        scores = iter(self._score(pairs))
-
         results: list[tuple[float, bool] | None] = [None] * len(requests)
         prefix_tokens = len(self.tok_encode(" " + self.answer_prefix, add_special_tokens=False))
         for context, prompt, samples in zip(contexts, prompts, generations, strict=True):
             indices = docs[context]
-            per_choice = [[next(scores) for _ in samples] for _ in indices]
+            continuations = [requests[i].args[1] for i in indices]
+            per_sample = [
+                self.score_choices(self.scoring_context(prompt, g.text), continuations)
+                for g in samples
+            ]
+            per_choice = [list(choice) for choice in zip(*per_sample, strict=True)]
             for index, combined in zip(indices, self.combine(per_choice), strict=True):
                 results[index] = combined
             first = requests[indices[0]]

@@ -45,7 +45,7 @@ def package_versions() -> dict[str, str]:
 
 
 def resolve_device(requested: str) -> str:
-    """`auto` means what torch actually sees: a SLURM job handed a GPU torch cannot use runs on CPU."""
+    """`auto` means what torch sees: a SLURM job given a GPU that torch cannot use runs on CPU."""
     import torch
 
     if requested != "auto":
@@ -134,7 +134,7 @@ def evaluate_cell(
     cost_path: str | Path,
     model_dtype: str | None = None,
 ) -> dict:
-    """Run lm-eval on one cell and write its results JSON, samples, per-request costs and cost record.
+    """Run lm-eval on one cell; write its results JSON, samples, request costs and cost record.
 
     `cell` (model, task, optimization names, revision, …) is copied into the outputs so every
     file says where it came from.

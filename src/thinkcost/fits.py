@@ -45,6 +45,7 @@ STATUS_EXTRAPOLATED_WITHIN = "extrapolated (within factor)"
 STATUS_NO_BASELINE_SCORE = "no baseline score for this model"
 STATUS_NO_SCORE_STDERR = "no score stderr: bounds from fit only"
 STATUS_BOUNDS_NOT_FINITE = "confidence bounds not finite"
+STATUS_NO_TRAIN_FLOPS = "no train_flops for this model"
 
 # crossover_requests
 STATUS_NEVER_CHEAPER = "optimization never cheaper"
@@ -83,6 +84,9 @@ STATUS_MEANINGS: dict[str, str] = {
     STATUS_NO_BASELINE_SCORE: "The model has no baseline row; baseline_score is NaN.",
     STATUS_NO_SCORE_STDERR: "The score's stderr is missing; bounds reflect the fit alone.",
     STATUS_BOUNDS_NOT_FINITE: "A confidence bound overflowed and was set to NaN.",
+    STATUS_NO_TRAIN_FLOPS: (
+        "The model's train_flops are missing: train_equivalent_ratio and the crossover are NaN."
+    ),
     STATUS_NEVER_CHEAPER: (
         "The optimization saves no training FLOPs and costs at least as much per request."
     ),
@@ -197,6 +201,19 @@ def join_status(reasons: Iterable[str]) -> str:
     return STATUS_SEPARATOR.join(dict.fromkeys(kept)) if kept else STATUS_OK
 
 
+_COUNT_COLUMNS = frozenset({"n_models", "n_points", "n_flop_values", "residual_dof"})
+_TEXT_COLUMNS = frozenset({"baseline", "status", "crossover_status"})
+
+
+def _with_float_columns(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Give value columns a numeric dtype even when the table is empty (object otherwise)."""
+    for col in columns:
+        if col in _TEXT_COLUMNS:
+            continue
+        frame[col] = frame[col].astype("int64" if col in _COUNT_COLUMNS else "float64")
+    return frame
+
+
 def _finite(value: object) -> bool:
     try:
         return math.isfinite(float(value))
@@ -272,7 +289,9 @@ def fit_family_scaling(
             )
         )
         records.append(record)
-    return pd.DataFrame(records, columns=[family_col, *FAMILY_FIT_COLUMNS])
+    return _with_float_columns(
+        pd.DataFrame(records, columns=[family_col, *FAMILY_FIT_COLUMNS]), FAMILY_FIT_COLUMNS
+    )
 
 
 def _fit_one_family(log10_flops: np.ndarray, score: np.ndarray, n_models: int) -> dict:
@@ -320,7 +339,8 @@ def _fit_one_family(log10_flops: np.ndarray, score: np.ndarray, n_models: int) -
                 residual_stderr=float(np.sqrt(result.scale)),
             )
 
-    if not slope > 0:
+    # Identical scores give a slope of rounding noise (~1e-17) that may come out positive.
+    if not slope > 0 or np.ptp(score) == 0:
         status = STATUS_SLOPE_NOT_POSITIVE
     elif result.df_resid <= 0:
         status = STATUS_TWO_POINTS
@@ -383,6 +403,8 @@ def train_equivalent_flops(
     * ``"two points: no uncertainty"``: point estimate kept, bounds NaN;
     * ``"no score stderr: bounds from fit only"``: bounds use the fit covariance alone;
     * ``"no baseline score for this model"``: only ``baseline_score`` is NaN;
+    * ``"no train_flops for this model"``: ``train_equivalent_ratio`` (and later the crossover)
+      is NaN;
     * ``"confidence bounds not finite"``: a bound overflowed and is NaN.
     """
     if not extrapolation_factor >= 1:
@@ -444,8 +466,7 @@ def train_equivalent_flops(
         records.append(record)
 
     columns = [model_col, family_col, optimization_col, *TRAIN_EQUIVALENT_COLUMNS]
-    result = pd.DataFrame(records, columns=columns)
-    return result.reset_index(drop=True)
+    return _with_float_columns(pd.DataFrame(records, columns=columns), TRAIN_EQUIVALENT_COLUMNS)
 
 
 def _invert_family_fit(
@@ -469,6 +490,8 @@ def _invert_family_fit(
         "baseline_train_equivalent_flops": nan,
     }
     caveats = [] if math.isfinite(baseline_score) else [STATUS_NO_BASELINE_SCORE]
+    if not (math.isfinite(train_flops) and train_flops > 0):
+        caveats.append(STATUS_NO_TRAIN_FLOPS)
     if fit is None:
         return record | {"status": join_status([STATUS_NO_FAMILY_FIT, *caveats])}
     if fit["status"] in _UNUSABLE_FIT_STATUSES:
@@ -597,7 +620,8 @@ def crossover_requests(
       ``saved == 0``).
     * ``C*`` NaN: ``crossover_status`` repeats the train-equivalent ``status``; a missing
       ``f_o`` or ``f_b`` gives ``"no inference flops per request"`` or
-      ``"no baseline inference flops for this model"``.
+      ``"no baseline inference flops for this model"``; a missing ``train_flops`` gives
+      ``"no train_flops for this model"``.
 
     Bounds come from ``train_equivalent_flops_low``/``_high`` (R* is monotone in C*, so the
     interval maps endpoint to endpoint). An endpoint at which the optimization would win at no
@@ -638,7 +662,10 @@ def crossover_requests(
             )
         records.append(record)
 
-    added = pd.DataFrame(records, columns=CROSSOVER_COLUMNS, index=train_equivalent.index)
+    added = _with_float_columns(
+        pd.DataFrame(records, columns=CROSSOVER_COLUMNS, index=train_equivalent.index),
+        CROSSOVER_COLUMNS,
+    )
     result = train_equivalent.drop(
         columns=[col for col in CROSSOVER_COLUMNS if col in train_equivalent.columns]
     )
@@ -666,8 +693,10 @@ def _crossover_one(
         "crossover_requests_low": nan,
         "crossover_requests_high": nan,
     }
-    if not (math.isfinite(equivalent) and math.isfinite(train_flops)):
+    if not math.isfinite(equivalent):
         return record | {"crossover_status": equivalent_status}
+    if not (math.isfinite(train_flops) and train_flops > 0):
+        return record | {"crossover_status": STATUS_NO_TRAIN_FLOPS}
     if not math.isfinite(flops_per_request):
         return record | {"crossover_status": STATUS_NO_INFERENCE_FLOPS}
     if not math.isfinite(baseline_flops_per_request):
@@ -782,7 +811,10 @@ def fit_isoflop(
             )
         )
         records.append(record)
-    return pd.DataFrame(records, columns=[*group_cols, optimization_col, *ISOFLOP_COLUMNS])
+    return _with_float_columns(
+        pd.DataFrame(records, columns=[*group_cols, optimization_col, *ISOFLOP_COLUMNS]),
+        ISOFLOP_COLUMNS,
+    )
 
 
 def _fit_isoflop_one(

@@ -123,31 +123,27 @@ def plot_regime(
 
     if optimization_cost is not None and baseline_cost is not None:
         optimization_wins = optimization_cost < baseline_cost
-        ax.fill_between(
-            requests,
-            optimization_cost,
-            baseline_cost,
-            where=optimization_wins,
-            interpolate=True,
-            color=OPTIMIZATION_COLOR,
-            alpha=0.2,
-            label=f"{optimization} cheaper",
-            gid="optimization_wins",
-        )
-        ax.fill_between(
-            requests,
-            optimization_cost,
-            baseline_cost,
-            where=~optimization_wins,
-            interpolate=True,
-            color=BASELINE_COLOR,
-            alpha=0.2,
-            label="training cheaper",
-            gid="baseline_wins",
-        )
+        regions = [
+            (optimization_wins, OPTIMIZATION_COLOR, f"{optimization} cheaper", "optimization_wins"),
+            (~optimization_wins, BASELINE_COLOR, "training cheaper", "baseline_wins"),
+        ]
+        for where, color, label, gid in regions:
+            # An empty region would still leave a legend entry claiming that choice wins somewhere.
+            if where.any():
+                ax.fill_between(
+                    requests,
+                    optimization_cost,
+                    baseline_cost,
+                    where=where,
+                    interpolate=True,
+                    color=color,
+                    alpha=0.2,
+                    label=label,
+                    gid=gid,
+                )
 
     crossover = row.get("crossover_requests")
-    if _finite(crossover) and optimization_cost is not None:
+    if _finite(crossover) and float(crossover) > 0 and optimization_cost is not None:
         crossover = float(crossover)
         crossover_cost = float(
             lifetime_flops(float(row["train_flops"]), float(row["flops_per_request"]), crossover)
@@ -172,7 +168,8 @@ def plot_regime(
             gid="crossover",
         )
 
-    title = f"{model}: {optimization} vs training a bigger {baseline} model"
+    # Neutral wording: in the "cheaper above crossover" case the baseline model is the smaller.
+    title = f"{model} with {optimization} vs a {baseline} model trained to the same score"
     crossover_status = row.get("crossover_status", STATUS_OK)
     if crossover_status != STATUS_OK:
         title += f"\n({crossover_status})"

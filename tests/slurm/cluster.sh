@@ -51,7 +51,7 @@ daemon_pid() {
     local name=$1 file pid stat comm
     file="$(pidfile "$name")"
     [[ -s $file ]] || return 1
-    pid="$(tr -dc '0-9' <"$file")"
+    pid="$(tr -dc '0-9' <"$file" 2>/dev/null)" || return 1 # the daemon may remove it meanwhile
     [[ -n $pid ]] || return 1
     stat="$(ps -o stat= -p "$pid" 2>/dev/null || true)"
     [[ -n $stat && $stat != Z* ]] || return 1
@@ -98,6 +98,14 @@ show_logs() {
         printf '==> %s (last 20 lines) <==\n' "$f" >&2
         tail -n 20 "$f" >&2 || true
     done
+}
+
+# Run a daemon's start command with stdio on /dev/null / its .out file and
+# without our lock fd 9: a daemon inheriting fd 9 would hold the lock forever.
+launch() {
+    local name=$1
+    shift
+    "$@" </dev/null >>"$LOG_DIR/$name.out" 2>&1 9>&-
 }
 
 fail() {
@@ -219,9 +227,9 @@ start_munged() {
     fi
     chmod 600 "$MUNGE_KEY"
     rm -f "$MUNGE_SOCKET" "$MUNGE_SOCKET.lock"
-    munged --force --socket="$MUNGE_SOCKET" --key-file="$MUNGE_KEY" \
+    launch munged munged --force --socket="$MUNGE_SOCKET" --key-file="$MUNGE_KEY" \
         --pid-file="$(pidfile munged)" --log-file="$LOG_DIR/munged.log" \
-        --seed-file="$MUNGE_DIR/munged.seed" </dev/null >>"$LOG_DIR/munged.out" 2>&1 ||
+        --seed-file="$MUNGE_DIR/munged.seed" ||
         fail "munged failed to start"
     wait_for 10 munge -n -S "$MUNGE_SOCKET" || fail "munged is not answering on $MUNGE_SOCKET"
 }
@@ -237,14 +245,13 @@ start_mariadbd() {
             { tail -n 20 "$LOG_DIR/mariadb-install-db.out" >&2; die "mariadb-install-db failed"; }
     fi
     rm -f "$MYSQL_SOCKET"
-    # mariadbd does not daemonize: detach it with setsid and redirect all
+    # mariadbd does not daemonize: fork it off with setsid -f and redirect all
     # output, so callers capturing our stdout (pytest) do not hang.
-    setsid mariadbd --no-defaults --user=root --datadir="$MYSQL_DATA" \
+    launch mariadbd setsid -f mariadbd --no-defaults --user=root --datadir="$MYSQL_DATA" \
         --socket="$MYSQL_SOCKET" --port="$MYSQL_PORT" --bind-address=127.0.0.1 \
         --skip-log-bin --skip-name-resolve --pid-file="$(pidfile mariadbd)" \
-        --log-error="$LOG_DIR/mariadbd.log" --innodb-buffer-pool-size=256M \
-        --innodb-lock-wait-timeout=900 \
-        </dev/null >>"$LOG_DIR/mariadbd.out" 2>&1 &
+        --log-error="$LOG_DIR/mariadbd.log" --innodb-buffer-pool-size=512M \
+        --innodb-lock-wait-timeout=900
     wait_for 30 mysql_root -e 'SELECT 1' || fail "mariadbd did not come up on $MYSQL_SOCKET"
     wait_for 10 alive mariadbd || fail "mariadbd did not write its pid file"
     mysql_root -e "
@@ -256,7 +263,7 @@ start_mariadbd() {
 }
 
 start_slurmdbd() {
-    slurmdbd </dev/null >>"$LOG_DIR/slurmdbd.out" 2>&1 || fail "slurmdbd failed to start"
+    launch slurmdbd slurmdbd || fail "slurmdbd failed to start"
     wait_for "$START_TIMEOUT" sacctmgr -n list cluster || fail "slurmdbd is not answering on port $DBD_PORT"
     if [[ -z "$(sacctmgr -n -P list cluster "$CLUSTER" format=cluster)" ]]; then
         sacctmgr -i add cluster "$CLUSTER" >/dev/null
@@ -271,12 +278,12 @@ start_slurmdbd() {
 }
 
 start_slurmctld() {
-    slurmctld </dev/null >>"$LOG_DIR/slurmctld.out" 2>&1 || fail "slurmctld failed to start"
+    launch slurmctld slurmctld || fail "slurmctld failed to start"
     wait_for "$START_TIMEOUT" scontrol ping || fail "slurmctld is not answering"
 }
 
 start_slurmd() {
-    slurmd </dev/null >>"$LOG_DIR/slurmd.out" 2>&1 || fail "slurmd failed to start"
+    launch slurmd slurmd || fail "slurmd failed to start"
 }
 
 wait_idle() {

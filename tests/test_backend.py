@@ -1,0 +1,173 @@
+"""The hybrid-format backend on the real SmolLM2-135M-Instruct.
+
+The scorer's log-likelihoods are checked against a computation written directly with
+transformers on the same strings, and the generated-token counts against the tokenizer.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from lm_eval.api.instance import Instance
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from thinkcost.backend import ThinkcostLM
+
+QUESTIONS = [
+    ("Q: Is the sky blue on a clear day?\nOptions:\n- yes\n- no\nA:", [" yes", " no"]),
+    (
+        "Q: Alice has 3 apples and gives one away. How many are left?\nOptions:\n- 1\n- 2\n- 3\nA:",
+        [" 1", " 2", " 3"],
+    ),
+    (
+        "Q: Which is heavier, a feather or a brick?\nOptions:\n- a feather\n- a brick\nA:",
+        [" a feather", " a brick"],
+    ),
+]
+TRIGGER = "Let's think step by step."
+T = 12
+
+
+def instances(questions):
+    made = []
+    for doc_id, (context, choices) in enumerate(questions):
+        for choice in choices:
+            made.append(
+                Instance(
+                    request_type="loglikelihood",
+                    doc={},
+                    arguments=(context, choice),
+                    idx=len(made),
+                    metadata=("toy", doc_id, 1),
+                )
+            )
+    return made
+
+
+@pytest.fixture(scope="module")
+def reference(smollm2_dir):
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    model = AutoModelForCausalLM.from_pretrained(smollm2_dir, dtype=torch.float32).eval()
+    return tokenizer, model
+
+
+@pytest.fixture(scope="module")
+def hybrid(smollm2_dir):
+    return ThinkcostLM(
+        pretrained=str(smollm2_dir),
+        device="cpu",
+        dtype="float32",
+        batch_size=2,
+        trigger=TRIGGER,
+        max_new_tokens=T,
+    )
+
+
+def direct_loglikelihood(tokenizer, model, context: str, continuation: str) -> float:
+    """log p(continuation | context), tokenized as lm-eval does (whole string, split at the
+    context's length), computed from one plain forward pass."""
+    context_ids = tokenizer(context).input_ids
+    whole = tokenizer(context + continuation).input_ids
+    with torch.no_grad():
+        logits = model(torch.tensor([whole])).logits[0]
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    return float(
+        sum(
+            logprobs[position - 1, whole[position]]
+            for position in range(len(context_ids), len(whole))
+        )
+    )
+
+
+def test_hybrid_scores_equal_direct_transformers_loglikelihoods(hybrid, reference):
+    tokenizer, model = reference
+    requests = instances(QUESTIONS)
+    scores = hybrid.loglikelihood(requests)
+    assert len(scores) == len(requests)
+    for request, (loglik, _) in zip(requests, scores, strict=True):
+        context, continuation = request.args
+        (generation,) = hybrid.rationales[("toy", request.doc_id)]
+        scored_after = f"{context} {TRIGGER}{generation.text}".rstrip() + " The answer is:"
+        assert (
+            hybrid.scoring_context(hybrid.generation_prompt(context), generation.text)
+            == scored_after
+        )
+        expected = direct_loglikelihood(tokenizer, model, scored_after, continuation)
+        assert loglik == pytest.approx(expected, abs=2e-3, rel=1e-4)
+
+
+def test_rationale_is_the_models_greedy_continuation(hybrid, reference):
+    tokenizer, model = reference
+    context = QUESTIONS[0][0]
+    prompt = hybrid.generation_prompt(context)
+    assert prompt == f"{context} {TRIGGER}"
+    ids = tokenizer(prompt, return_tensors="pt").input_ids
+    with torch.no_grad():
+        greedy = model.generate(ids, max_new_tokens=T, do_sample=False)[0, ids.shape[1] :].tolist()
+    (generation,) = hybrid.generate_texts([prompt], ["Q:", "The answer is"], T)[0]
+    assert tokenizer.decode(greedy, skip_special_tokens=True).startswith(generation.text)
+    # The count is the model's own tokens up to the stop: never words, never more than T.
+    assert 1 <= generation.tokens <= T
+    if generation.stopped_by == "length":
+        assert generation.tokens == T
+    assert tokenizer.decode(greedy[: generation.tokens], skip_special_tokens=True).startswith(
+        generation.text
+    )
+
+
+def test_cut_counts_tokens_up_to_the_stop_sequence(hybrid, reference):
+    tokenizer, _ = reference
+    text = " First, the sky is blue.\nQ: Next question"
+    tokens = tokenizer(text, add_special_tokens=False).input_ids
+    generation = hybrid._cut(tokens, ["Q:"])
+    assert generation.text == " First, the sky is blue.\n"
+    assert generation.stopped_by == "stop:Q:"
+    # The fewest tokens whose text already contains "Q:".
+    assert "Q:" in tokenizer.decode(tokens[: generation.tokens])
+    assert "Q:" not in tokenizer.decode(tokens[: generation.tokens - 1])
+
+    with_eos = [*tokenizer(" Done.", add_special_tokens=False).input_ids, hybrid.eot_token_id, 5, 6]
+    generation = hybrid._cut(with_eos, ["Q:"])
+    assert (generation.text, generation.stopped_by) == (" Done.", "eos")
+    assert generation.tokens == len(with_eos) - 2  # the EOS counts; what follows it does not
+
+
+def test_costs_are_recorded_per_question(hybrid):
+    hybrid.request_costs.clear()
+    hybrid.loglikelihood(instances(QUESTIONS[:2]))
+    costs = {cost.doc_id: cost for cost in hybrid.request_costs}
+    assert sorted(costs) == [0, 1]
+    for doc_id, cost in costs.items():
+        context, choices = QUESTIONS[doc_id]
+        (generation,) = hybrid.rationales[("toy", doc_id)]
+        assert cost.prompt_tokens == len(hybrid.tok_encode(f"{context} {TRIGGER}"))
+        assert cost.generated == [generation.tokens]
+        assert len(cost.answer[0]) == len(choices)
+
+
+def test_direct_format_is_plain_lm_eval_scoring(smollm2_dir, reference):
+    tokenizer, model = reference
+    direct = ThinkcostLM(
+        pretrained=str(smollm2_dir), device="cpu", dtype="float32", format="loglikelihood"
+    )
+    requests = instances(QUESTIONS[:1])
+    scores = direct.loglikelihood(requests)
+    for request, (loglik, _) in zip(requests, scores, strict=True):
+        assert loglik == pytest.approx(
+            direct_loglikelihood(tokenizer, model, *request.args), abs=2e-3
+        )
+    assert direct.request_costs[0].generated == [0]
+    assert direct.rationales == {}
+
+
+def test_majority_vote_orders_by_votes_then_marginal(hybrid):
+    # 3 choices × 3 samples: choice 1 wins samples 0 and 2, choice 0 wins sample 1.
+    per_choice = [
+        [(-1.0, False), (-0.1, False), (-3.0, False)],
+        [(-0.5, False), (-2.0, False), (-0.2, False)],
+        [(-4.0, False), (-5.0, False), (-6.0, False)],
+    ]
+    combined = [score for score, _ in hybrid.combine(per_choice)]
+    assert 2 <= combined[1] < 2.5
+    assert 1 <= combined[0] < 1.5
+    assert 0 <= combined[2] < 0.5

@@ -1,0 +1,182 @@
+"""Config validation and grid expansion: every bad input named before any job is planned."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from thinkcost.config import Cell, ConfigError, expand_grid, load_yaml_strict, validate_config
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "config" / "schema.yaml"
+
+BASE = {
+    "models": {
+        "tiny": {"source": {"path": "."}, "family": "f", "params": 1.0e8, "train_tokens": 1.0e10},
+        "big": {
+            "source": {"hub": "EleutherAI/pythia-160m-deduped", "revision": "step5000"},
+            "family": "f",
+            "params": 1.6e8,
+            "train_tokens": 3.0e11,
+        },
+    },
+    "tasks": {
+        "navigate": {"lm_eval_task": "thinkcost_bigbench_navigate", "metric": "acc,none"},
+        "arc_challenge": {"metric": "acc,none"},
+    },
+    "optimizations": {
+        "direct": {"format": "loglikelihood"},
+        "standard": {},
+        "cot": {"trigger": "Let's think step by step."},
+    },
+    "evaluation": {"task_paths": [str(REPO / "config" / "tasks")]},
+}
+
+
+def validate(config: dict, **kwargs) -> dict:
+    return validate_config(copy.deepcopy(config), SCHEMA, base_dir=REPO, **kwargs)
+
+
+def with_change(path: str, value) -> dict:
+    config = copy.deepcopy(BASE)
+    *parents, last = path.split(".")
+    node = config
+    for key in parents:
+        node = node[key]
+    if value is KeyError:
+        del node[last]
+    else:
+        node[last] = value
+    return config
+
+
+def test_defaults_come_from_the_schema():
+    config = validate(BASE)
+    assert config["evaluation"]["max_new_tokens"] == 256
+    assert config["evaluation"]["batch_size"] == 8
+    assert config["optimizations"]["standard"]["format"] == "hybrid"
+    assert config["optimizations"]["standard"]["answer_prefix"] == "The answer is:"
+    assert config["optimizations"]["cot"]["do_sample"] is False
+    assert config["analysis"] == {
+        "baseline": "standard",
+        "flop_convention": "paper",
+        "extrapolation_factor": 10.0,
+        "regime_models": None,
+    }
+
+
+def test_scientific_notation_without_a_sign_is_a_number():
+    # YAML 1.1 reads 2.0e12 as the string "2.0e12"; users write it that way anyway.
+    config = with_change("models.tiny.train_tokens", "2.0e12")
+    assert validate(config)["models"]["tiny"]["train_tokens"] == 2.0e12
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("evaluaton", {}, r"unknown key 'evaluaton' \(did you mean 'evaluation'\?\)"),
+        ("optimizations.cot.triger", "x", r"optimizations.cot: unknown key 'triger'"),
+        ("models.tiny.params", KeyError, r"models.tiny: 'params' is a required property"),
+        ("models.tiny.train_tokens", KeyError, r"models.tiny: 'train_tokens' is a required"),
+        ("models.tiny.params", -5, r"models.tiny.params: -5 is less than or equal to"),
+        ("models.tiny.params", "many", r"models.tiny.params: 'many' is not of type 'number'"),
+        (
+            "analysis",
+            {"baseline": "standrd"},
+            r"optimization 'standrd' is not defined \(did you mean 'standard'\?\)",
+        ),
+        (
+            "grid",
+            {"optimizations": ["cott"]},
+            r"grid.optimizations\[0\]: optimization 'cott' is not defined",
+        ),
+        (
+            "models.tiny.source",
+            {"path": "/no/such/model"},
+            r"models.tiny.source.path: '/no/such/model' does not exist",
+        ),
+        (
+            "models.tiny.source",
+            {"path": ".", "hub": "x/y"},
+            r"models.tiny.source: a model source names exactly one",
+        ),
+        (
+            "optimizations.cot.num_samples",
+            5,
+            r"optimizations.cot: num_samples=5 with do_sample: false",
+        ),
+        (
+            "optimizations.direct.trigger",
+            "Think.",
+            r"optimizations.direct: a trigger needs generation",
+        ),
+    ],
+)
+def test_bad_config_names_the_key(path, value, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(with_change(path, value), check_tasks=False)
+
+
+def test_unknown_lm_eval_task_is_refused_with_a_suggestion():
+    config = with_change(
+        "tasks.arc_challenge", {"lm_eval_task": "arc_challange", "metric": "acc,none"}
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"tasks.arc_challenge: lm-eval does not know the task 'arc_challange' "
+        r"\(did you mean 'arc_challenge'",
+    ):
+        validate(config)
+
+
+def test_known_tasks_pass_both_ours_and_lm_evals():
+    validate(BASE)  # thinkcost_bigbench_navigate (config/tasks) and arc_challenge (lm-eval)
+
+
+def test_duplicate_model_name_is_refused(tmp_path):
+    text = yaml.safe_dump(BASE, sort_keys=False)
+    duplicated = text.replace("  big:\n", "  tiny:\n", 1)
+    path = tmp_path / "config.yaml"
+    path.write_text(duplicated)
+    with pytest.raises(
+        ConfigError, match=r"duplicate key 'tiny' at line \d+ \(first defined at line \d+\)"
+    ):
+        validate(yaml.safe_load(duplicated), configfiles=[path], check_tasks=False)
+
+
+def test_grid_is_the_full_product_minus_exclusions_and_imports(tmp_path):
+    results = tmp_path / "results.json"
+    results.write_text("{}")
+    config = copy.deepcopy(BASE)
+    config["grid"] = {"exclude": [{"model": "big", "optimization": "direct"}]}
+    config["imports"] = [
+        {
+            "model": "big",
+            "optimization": "cot",
+            "results": str(results),
+            "generated_tokens_mean": 12.0,
+        }
+    ]
+    cells = expand_grid(validate(config, check_tasks=False))
+    assert len(cells) == 2 * 2 * 3 - 2 - 2
+    assert Cell("tiny", "navigate", "direct") in cells
+    assert Cell("big", "navigate", "direct") not in cells  # excluded
+    assert Cell("big", "arc_challenge", "cot") not in cells  # imported
+    assert Cell("big", "arc_challenge", "standard") in cells
+
+
+def test_grid_optimizations_restricts_the_product():
+    config = with_change("grid", {"optimizations": ["standard"]})
+    cells = expand_grid(validate(config, check_tasks=False))
+    assert {cell.optimization for cell in cells} == {"standard"}
+    assert len(cells) == 4
+
+
+def test_every_shipped_config_validates():
+    for path in sorted((REPO / "config").glob("*.yaml")):
+        if path.name == "schema.yaml":
+            continue
+        validate_config(load_yaml_strict(path), SCHEMA, base_dir=REPO, configfiles=[path])

@@ -1,0 +1,83 @@
+"""Token and FLOP accounting against values worked out by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from thinkcost.costs import ModelShape, RequestCost, attention_flops, request_flops, summarize
+
+# A toy model small enough to add up by hand: N = 100, 2 layers, d_model = 4, so Kaplan's
+# attention term is 2·n_layer·t·d_model = 16·t FLOPs for a token with t tokens of context.
+SHAPE = ModelShape(params=100, n_layer=2, d_model=4)
+
+
+def test_attention_term_is_kaplans_sum_over_positions():
+    assert attention_flops(SHAPE, 0, 3) == 16 * (1 + 2 + 3)
+    assert attention_flops(SHAPE, 3, 5) == 16 * (4 + 5)
+    assert attention_flops(SHAPE, 7, 7) == 0
+
+
+def test_hybrid_request_under_both_conventions():
+    # Prompt of 3 tokens, a 2-token rationale, then two choices of 1 and 2 answer tokens.
+    cost = RequestCost(task="t", doc_id=0, prompt_tokens=3, generated=[2], answer=[[1, 2]])
+    # Paper: 2·N·generated = 2·100·2.
+    assert request_flops(cost, SHAPE, "paper") == 400
+    # Full: prefill 3 tokens   2·100·3 + 16·(1+2+3)   = 600 + 96  = 696
+    #       decode 2 tokens    2·100·2 + 16·(4+5)     = 400 + 144 = 544
+    #       choice of 1 token  2·100·1 + 16·6         = 200 + 96  = 296
+    #       choice of 2 tokens 2·100·2 + 16·(6+7)     = 400 + 208 = 608
+    assert request_flops(cost, SHAPE, "full") == 696 + 544 + 296 + 608
+
+
+def test_direct_scoring_costs_nothing_under_the_paper_convention():
+    cost = RequestCost(task="t", doc_id=0, prompt_tokens=4, generated=[0], answer=[[1, 1, 1]])
+    assert request_flops(cost, SHAPE, "paper") == 0
+    # Prefill 4: 800 + 16·10; each 1-token choice at context 4: 200 + 16·5.
+    assert request_flops(cost, SHAPE, "full") == 800 + 160 + 3 * (200 + 80)
+
+
+def test_k_samples_share_the_prefill():
+    cost = RequestCost(task="t", doc_id=0, prompt_tokens=1, generated=[1, 2], answer=[[1], [1]])
+    assert cost.generated_tokens == 3
+    assert request_flops(cost, SHAPE, "paper") == 2 * 100 * 3
+    prefill = 200 + 16
+    sample_1 = (200 + 16 * 2) + (200 + 16 * 3)
+    sample_2 = (400 + 16 * (2 + 3)) + (200 + 16 * 4)
+    assert request_flops(cost, SHAPE, "full") == prefill + sample_1 + sample_2
+
+
+def test_unknown_convention_is_refused():
+    with pytest.raises(ValueError, match="unknown FLOP convention 'kaplan'"):
+        request_flops(RequestCost("t", 0, 1), SHAPE, "kaplan")
+
+
+def test_cost_record_means_totals_and_rates():
+    costs = [
+        RequestCost("t", 0, prompt_tokens=3, generated=[2], answer=[[1, 2]]),
+        RequestCost("t", 1, prompt_tokens=5, generated=[4], answer=[[1, 2]], answered=False),
+    ]
+    record = summarize(
+        costs,
+        SHAPE,
+        wall_seconds=4.0,
+        generation_seconds=2.0,
+        forward_passes=7,
+        forward_tokens=40,
+        device="cpu",
+        peak_memory_bytes=1024,
+    )
+    assert record["n_requests"] == 2
+    assert record["prompt_tokens_mean"] == 4.0
+    assert record["generated_tokens_mean"] == 3.0
+    assert record["generated_tokens_total"] == 6
+    assert record["inference_flops_per_request_paper"] == 2 * 100 * 3
+    assert record["seconds_per_request"] == 2.0
+    assert record["generated_tokens_per_second"] == 3.0
+    assert record["unanswered"] == 1
+
+
+def test_shape_from_a_transformers_config():
+    config = {"num_hidden_layers": 30, "hidden_size": 576, "model_type": "llama"}
+    assert ModelShape.from_config(1.35e8, config) == ModelShape(1.35e8, 30, 576)
+    gpt_neox_style = {"n_layer": 12, "n_embd": 768}
+    assert ModelShape.from_config(1.6e8, gpt_neox_style) == ModelShape(1.6e8, 12, 768)
