@@ -13,7 +13,9 @@ configfile: "config/config.yaml"
 # Our own validator rather than snakemake.utils.validate: same schema and defaults, but its
 # errors name the key at fault in one line, it refuses duplicate keys, and it checks what a
 # schema cannot (undefined optimizations, unknown lm-eval tasks, missing paths).
-validate_config(config, "config/schema.yaml", configfiles=workflow.configfiles)
+validate_config(
+    config, f"{workflow.basedir}/config/schema.yaml", configfiles=workflow.configfiles
+)
 
 
 include: "rules/common.smk"

