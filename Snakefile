@@ -1,5 +1,5 @@
 # thinkcost: when is an inference-time optimization worth more than extra training?
-# The pipeline, in order: stage → evaluate → aggregate. See README.md and ../shared/DESIGN.md.
+# The pipeline, in order: stage → evaluate → aggregate → fit → plot. See README.md.
 from snakemake.utils import min_version
 
 from thinkcost.config import validate_config
@@ -7,7 +7,14 @@ from thinkcost.config import validate_config
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# A --configfile replaces the default experiment instead of being merged into it (Snakemake
+# would otherwise add config/paper.yaml's models to the default model, task by task).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+report: "report/workflow.rst"
 
 
 # Our own validator rather than snakemake.utils.validate: same schema and defaults, but its
@@ -22,6 +29,8 @@ include: "rules/common.smk"
 include: "rules/stage.smk"
 include: "rules/evaluate.smk"
 include: "rules/aggregate.smk"
+include: "rules/fit.smk"
+include: "rules/plot.smk"
 
 
 rule all:

@@ -1,7 +1,6 @@
 rule aggregate_scores:
     input:
-        results=[cell["results"] for cell in get_table_cells()],
-        cost=[cell["cost"] for cell in get_table_cells()],
+        unpack(get_aggregate_input),
     output:
         scores="results/tables/scores.csv",
     log:

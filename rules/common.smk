@@ -1,6 +1,8 @@
 from thinkcost.config import (
+    Cell,
     all_cells,
     expand_grid,
+    import_for,
     lm_eval_task,
     wildcard_pattern,
 )
@@ -109,23 +111,70 @@ def get_cell(wildcards):
 
 
 def get_table_cells():
-    """Every cell that reaches the scores table, with the files it is read from."""
-    run = set(CELLS)
+    """Every cell that reaches the scores table: run cells with their output files, imported
+    cells with their import entry."""
     cells = []
     for cell in TABLE_CELLS:
-        if cell not in run:
-            continue  # imported cells join in issue 3's import step
-        directory = EVALUATE.format(**cell.__dict__)
-        cells.append(
-            {
-                **cell.__dict__,
-                "metric": config["tasks"][cell.task]["metric"],
-                "results": f"{directory}/results.json",
-                "cost": f"{directory}/cost.json",
-            }
-        )
+        described = {
+            **cell.__dict__,
+            "metric": config["tasks"][cell.task]["metric"],
+            "lm_eval_task": lm_eval_task(config, cell.task),
+            "revision": get_revision(cell.model),
+        }
+        entry = import_for(config, cell)
+        if entry is not None:
+            described["import"] = entry
+        else:
+            directory = EVALUATE.format(**cell.__dict__)
+            described["results"] = f"{directory}/results.json"
+            described["cost"] = f"{directory}/cost.json"
+        cells.append(described)
     return cells
 
 
+def get_aggregate_input(wildcards):
+    cells = get_table_cells()
+    imported = [cell["import"] for cell in cells if "import" in cell]
+    return {
+        "results": [cell["results"] for cell in cells if "results" in cell],
+        "cost": [cell["cost"] for cell in cells if "cost" in cell],
+        "imported": sorted(
+            {e[key] for e in imported for key in ("results", "samples") if key in e}
+        ),
+    }
+
+
+def get_regime_pairs():
+    """(model, optimization) pairs to draw regime plots for: every optimization other than the
+    baseline, on every chosen model that has it and the baseline for every task."""
+    cells = set(TABLE_CELLS)
+    baseline = config["analysis"]["baseline"]
+    models = config["analysis"]["regime_models"] or list(config["models"])
+
+    def complete(model, optimization):
+        return all(Cell(model, task, optimization) in cells for task in config["tasks"])
+
+    return [
+        (model, optimization)
+        for model in models
+        for optimization in config["optimizations"]
+        if optimization != baseline
+        and complete(model, optimization)
+        and complete(model, baseline)
+    ]
+
+
 def get_final_output():
-    return ["results/tables/scores.csv"]
+    summary = ["improvement", "isoflop", "train_equivalent_ratio", "pareto"]
+    return [
+        "results/tables/scores.csv",
+        "results/tables/train_equivalent.csv",
+        "results/fits/family_scaling.csv",
+        "results/fits/isoflop.csv",
+        *expand("figures/{figure}.{ext}", figure=summary, ext=["png", "pdf"]),
+        *[
+            f"figures/regime/{model}.{optimization}.{ext}"
+            for model, optimization in get_regime_pairs()
+            for ext in ("png", "pdf")
+        ],
+    ]

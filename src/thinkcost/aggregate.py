@@ -123,6 +123,100 @@ def cell_row(
     }
 
 
+def _read_jsonl(path: str | Path) -> list[dict]:
+    rows = []
+    with Path(path).open() as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    raise ResultsFileError(
+                        f"{path}: line {number} is not valid JSON ({error})"
+                    ) from error
+    return rows
+
+
+def _response_text(response) -> str:
+    """The generated text in one lm-eval `resps` entry ([["text"]] or [[(loglik, greedy)]])."""
+    while isinstance(response, list) and response:
+        response = response[0]
+    return response if isinstance(response, str) else ""
+
+
+def _prompt_text(arguments) -> str:
+    """The prompt of an lm-eval sample: lm-eval's saved files nest it as
+    {"gen_args_0": {"arg_0": prompt, …}}; the in-memory samples as [[prompt, …], …]."""
+    if isinstance(arguments, dict):
+        return arguments["gen_args_0"]["arg_0"]
+    return arguments[0][0]
+
+
+def imported_token_counts(entry: dict, lm_eval_task: str) -> tuple[float, float]:
+    """Mean prompt and generated tokens of an imported cell.
+
+    From a thinkcost `requests.jsonl` (counts per question), from an lm-eval samples file
+    counted with the model's tokenizer, or as given in the import entry.
+    """
+    if "samples" not in entry:
+        return float(entry["prompt_tokens_mean"]), float(entry["generated_tokens_mean"])
+    rows = [r for r in _read_jsonl(entry["samples"]) if r.get("task", lm_eval_task) == lm_eval_task]
+    if not rows:
+        raise ResultsFileError(f"{entry['samples']}: no samples for task {lm_eval_task!r}")
+    if "prompt_tokens" in rows[0]:
+        prompt = [r["prompt_tokens"] for r in rows]
+        generated = [r["generated_tokens"] for r in rows]
+    else:
+        if "tokenizer" not in entry:
+            raise ResultsFileError(
+                f"{entry['samples']}: an lm-eval samples file needs 'tokenizer' in its import "
+                "entry to count tokens with"
+            )
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(entry["tokenizer"])
+        first_request = {}
+        for row in rows:  # one row per (doc, filter); count each question once
+            first_request.setdefault(row["doc_id"], row)
+        prompt, generated = [], []
+        for row in first_request.values():
+            prompt.append(len(tokenizer(_prompt_text(row["arguments"])).input_ids))
+            text = _response_text(row["resps"])
+            generated.append(
+                len(tokenizer(text, add_special_tokens=False).input_ids) if text else 0
+            )
+    return float(np.mean(prompt)), float(np.mean(generated))
+
+
+def import_row(cell: dict, model: dict, entry: dict, convention: str) -> dict:
+    """One scores.csv row from an imported lm-eval results JSON, shaped as a run row."""
+    score = read_lm_eval_score(entry["results"], cell["lm_eval_task"], cell["metric"])
+    prompt_tokens, generated_tokens = imported_token_counts(entry, cell["lm_eval_task"])
+    paper_flops = 2.0 * float(model["params"]) * generated_tokens
+    return {
+        "model": cell["model"],
+        "revision": cell.get("revision"),
+        "family": model["family"],
+        "params": float(model["params"]),
+        "train_tokens": float(model["train_tokens"]),
+        "train_flops": train_flops(model["params"], model["train_tokens"]),
+        "task": cell["task"],
+        "optimization": cell["optimization"],
+        "metric": cell["metric"],
+        **score,
+        "prompt_tokens_mean": prompt_tokens,
+        "generated_tokens_mean": generated_tokens,
+        # An import carries no model shape, so only the paper's convention can be computed.
+        "inference_flops_per_request": paper_flops if convention == "paper" else float("nan"),
+        "inference_flops_per_request_paper": paper_flops,
+        "inference_flops_per_request_full": float("nan"),
+        "seconds_per_request": float("nan"),
+        "source": "import",
+        "lm_eval_task": cell["lm_eval_task"],
+        "unanswered": float("nan"),
+    }
+
+
 def add_averages(scores: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
     """Append the benchmark-average rows: the unweighted mean over the configured tasks.
 
@@ -174,13 +268,20 @@ def add_averages(scores: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
 
 
 def aggregate_scores(cells: list[dict], config: dict) -> pd.DataFrame:
-    """The scores table for a list of cells, each a dict with model, task, optimization,
-    metric and the paths of its `results` and `cost` files."""
+    """The scores table for a list of cells.
+
+    Each cell is a dict with model, task, optimization, metric and lm_eval_task, and either the
+    paths of its `results` and `cost` files (a cell that ran) or the `import` entry it is read
+    from.
+    """
     convention = config["analysis"]["flop_convention"]
-    rows = [
-        cell_row(cell, config["models"][cell["model"]], cell["results"], cell["cost"], convention)
-        for cell in cells
-    ]
+    rows = []
+    for cell in cells:
+        model = config["models"][cell["model"]]
+        if "import" in cell:
+            rows.append(import_row(cell, model, cell["import"], convention))
+        else:
+            rows.append(cell_row(cell, model, cell["results"], cell["cost"], convention))
     scores = pd.DataFrame(rows)
     scores = add_averages(scores, list(config["tasks"]))
     extra = [c for c in scores.columns if c not in COLUMNS]

@@ -158,9 +158,20 @@ def imported_cells(config: dict) -> set[Cell]:
     """Cells that an `imports:` entry covers: they are read from existing results, never run."""
     cells = set()
     for entry in config.get("imports", []):
-        for task in config["tasks"]:
+        tasks = [entry["task"]] if "task" in entry else list(config["tasks"])
+        for task in tasks:
             cells.add(Cell(entry["model"], task, entry["optimization"]))
     return cells
+
+
+def import_for(config: dict, cell: Cell) -> dict | None:
+    """The `imports:` entry that covers `cell`, if any."""
+    for entry in config.get("imports", []):
+        if (entry["model"], entry["optimization"]) == (cell.model, cell.optimization) and entry.get(
+            "task", cell.task
+        ) == cell.task:
+            return entry
+    return None
 
 
 def expand_grid(config: dict) -> list[Cell]:
@@ -218,6 +229,8 @@ def check_references(config: dict) -> None:
                 _check_defined(key, rule[key], config[section], f"grid.exclude[{i}].{key}")
     for i, entry in enumerate(config["imports"]):
         _check_defined("model", entry["model"], config["models"], f"imports[{i}].model")
+        if "task" in entry:
+            _check_defined("task", entry["task"], config["tasks"], f"imports[{i}].task")
         _check_defined(
             "optimization", entry["optimization"], optimizations, f"imports[{i}].optimization"
         )

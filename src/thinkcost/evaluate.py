@@ -171,7 +171,11 @@ def evaluate_cell(
     )
     wall_seconds = time.perf_counter() - started
 
-    samples = output.pop("samples")[task]
+    # A group task (mmlu, xwinograd) reports its metric under its own name and its samples
+    # under each subtask's; the cell covers all of them.
+    samples = [
+        {"task": name, **sample} for name, rows in output.pop("samples").items() for sample in rows
+    ]
     task_results = output["results"].get(task, {})
     if metric not in task_results:
         available = sorted(k for k in task_results if k != "alias" and "stderr" not in k)
@@ -186,10 +190,10 @@ def evaluate_cell(
             response = sample.get("filtered_resps")
             response = response[0] if isinstance(response, list) and response else response
             if isinstance(response, str) and response.strip() in INVALID_ANSWERS:
-                unanswered.add(sample["doc_id"])
-    costs = [c for c in model.request_costs if c.task == task]
+                unanswered.add((sample["task"], sample["doc_id"]))
+    costs = model.request_costs
     for cost in costs:
-        cost.answered = cost.doc_id not in unanswered
+        cost.answered = (cost.task, cost.doc_id) not in unanswered
 
     record = summarize(
         costs,
@@ -207,7 +211,7 @@ def evaluate_cell(
         "metric": metric,
         "score": task_results[metric],
         "stderr": task_results.get(metric.replace(",", "_stderr,", 1)),
-        "n": len({s["doc_id"] for s in samples}),
+        "n": len({(s["task"], s["doc_id"]) for s in samples}),
         "limit": limit,
         "num_fewshot": num_fewshot,
         "seed": seed,
@@ -222,7 +226,7 @@ def evaluate_cell(
     output["thinkcost"] = provenance
     rationales = model.rationales
     for sample in samples:
-        generations = rationales.get((task, sample["doc_id"]), [])
+        generations = rationales.get((sample["task"], sample["doc_id"]), [])
         sample["thinkcost_generations"] = [g.__dict__ for g in generations]
 
     for path in (results_path, samples_path, requests_path, cost_path):

@@ -947,3 +947,26 @@ def pareto_frontier(
         position = same_x_end
     result["on_pareto_frontier"] = on_frontier
     return result
+
+
+def train_equivalent_table(
+    scores: pd.DataFrame,
+    family_fits: pd.DataFrame,
+    baseline: str = "standard",
+    extrapolation_factor: float = 10.0,
+    confidence: float = 0.95,
+    interval: str = "student-t",
+    task: str = "average",
+) -> pd.DataFrame:
+    """`results/tables/train_equivalent.csv`: train-equivalent FLOPs with their bounds, then
+    the crossover request counts that follow from them (DESIGN.md's contract)."""
+    table = train_equivalent_flops(
+        scores,
+        family_fits,
+        baseline=baseline,
+        task=task,
+        extrapolation_factor=extrapolation_factor,
+        confidence=confidence,
+        interval=interval,
+    )
+    return crossover_requests(table, scores, baseline=baseline, task=task)

@@ -487,3 +487,15 @@ def save_figure(fig: Figure, paths: str | PathLike | Iterable[str | PathLike]) -
         # PNG at 200 dpi is sharp in the Snakemake report; the PDF is vector for the paper.
         fig.savefig(target, dpi=200)
     return targets
+
+
+def select_row(table: pd.DataFrame, **keys: str) -> pd.Series:
+    """The one row of `table` whose columns equal `keys`, or an error that names them."""
+    mask = np.ones(len(table), dtype=bool)
+    for column, value in keys.items():
+        mask &= (table[column] == value).to_numpy()
+    matches = table[mask]
+    if len(matches) != 1:
+        wanted = ", ".join(f"{k}={v!r}" for k, v in keys.items())
+        raise ValueError(f"expected one row with {wanted}, found {len(matches)}")
+    return matches.iloc[0]

@@ -51,7 +51,7 @@ daemon_pid() {
     local name=$1 file pid stat comm
     file="$(pidfile "$name")"
     [[ -s $file ]] || return 1
-    pid="$(tr -dc '0-9' <"$file" 2>/dev/null)" || return 1 # the daemon may remove it meanwhile
+    pid="$(tr -dc '0-9' 2>/dev/null <"$file")" || return 1 # the daemon may remove it meanwhile
     [[ -n $pid ]] || return 1
     stat="$(ps -o stat= -p "$pid" 2>/dev/null || true)"
     [[ -n $stat && $stat != Z* ]] || return 1

@@ -1,0 +1,32 @@
+# The two commands of the README's quick start: `make run` and `make test`.
+# Both create the virtual environment on first use, with the versions pinned in pyproject.toml.
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+CORES ?= all
+
+.PHONY: install run test lint dag clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(VENV)/bin/snakemake --cores $(CORES)
+
+test: install
+	$(PYTHON) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/snakefmt --check Snakefile rules
+	$(VENV)/bin/snakemake --lint
+
+dag: install
+	$(VENV)/bin/snakemake --dag | dot -Tsvg > dag.svg
+
+clean:
+	rm -rf results figures report.html dag.svg

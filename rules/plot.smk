@@ -1,0 +1,99 @@
+rule plot_regime:
+    input:
+        table="results/tables/train_equivalent.csv",
+    output:
+        png=report(
+            "figures/regime/{model}.{optimization}.png",
+            caption="../report/regime.rst",
+            category="Regime plots",
+            labels={"model": "{model}", "optimization": "{optimization}"},
+        ),
+        pdf="figures/regime/{model}.{optimization}.pdf",
+    log:
+        "results/logs/plot_regime/{model}.{optimization}.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/plot_regime.py"
+
+
+rule plot_improvement:
+    input:
+        scores="results/tables/scores.csv",
+    output:
+        png=report(
+            "figures/improvement.png",
+            caption="../report/improvement.rst",
+            category="Summary",
+            labels={"figure": "improvement vs training FLOPs"},
+        ),
+        pdf="figures/improvement.pdf",
+    log:
+        "results/logs/plot_improvement.log",
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        baseline=config["analysis"]["baseline"],
+    script:
+        "../scripts/plot_improvement.py"
+
+
+rule plot_isoflop:
+    input:
+        scores="results/tables/scores.csv",
+        fits="results/fits/isoflop.csv",
+    output:
+        png=report(
+            "figures/isoflop.png",
+            caption="../report/isoflop.rst",
+            category="Summary",
+            labels={"figure": "isoFLOP fit"},
+        ),
+        pdf="figures/isoflop.pdf",
+    log:
+        "results/logs/plot_isoflop.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/plot_isoflop.py"
+
+
+rule plot_train_equivalent_ratio:
+    input:
+        scores="results/tables/scores.csv",
+        table="results/tables/train_equivalent.csv",
+    output:
+        png=report(
+            "figures/train_equivalent_ratio.png",
+            caption="../report/train_equivalent_ratio.rst",
+            category="Summary",
+            labels={"figure": "train-equivalent ratio"},
+        ),
+        pdf="figures/train_equivalent_ratio.pdf",
+    log:
+        "results/logs/plot_train_equivalent_ratio.log",
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        baseline=config["analysis"]["baseline"],
+    script:
+        "../scripts/plot_train_equivalent_ratio.py"
+
+
+rule plot_pareto:
+    input:
+        scores="results/tables/scores.csv",
+    output:
+        png=report(
+            "figures/pareto.png",
+            caption="../report/pareto.rst",
+            category="Summary",
+            labels={"figure": "score vs inference FLOPs"},
+        ),
+        pdf="figures/pareto.pdf",
+    log:
+        "results/logs/plot_pareto.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/plot_pareto.py"

@@ -1,0 +1,9 @@
+import pandas as pd
+
+from thinkcost.logs import log_to
+from thinkcost.plots import plot_improvement_vs_train_flops, save_figure
+
+with log_to(snakemake.log[0]):
+    scores = pd.read_csv(snakemake.input.scores)
+    figure = plot_improvement_vs_train_flops(scores, baseline=snakemake.params.baseline)
+    save_figure(figure, [snakemake.output.png, snakemake.output.pdf])

@@ -1,0 +1,8 @@
+import pandas as pd
+
+from thinkcost.logs import log_to
+from thinkcost.plots import plot_isoflop, save_figure
+
+with log_to(snakemake.log[0]):
+    figure = plot_isoflop(pd.read_csv(snakemake.input.scores), pd.read_csv(snakemake.input.fits))
+    save_figure(figure, [snakemake.output.png, snakemake.output.pdf])

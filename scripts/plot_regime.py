@@ -1,0 +1,11 @@
+import pandas as pd
+
+from thinkcost.logs import log_to
+from thinkcost.plots import plot_regime, save_figure, select_row
+
+with log_to(snakemake.log[0]):
+    table = pd.read_csv(snakemake.input.table)
+    row = select_row(
+        table, model=snakemake.wildcards.model, optimization=snakemake.wildcards.optimization
+    )
+    save_figure(plot_regime(row), [snakemake.output.png, snakemake.output.pdf])

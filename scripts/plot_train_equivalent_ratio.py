@@ -1,0 +1,12 @@
+import pandas as pd
+
+from thinkcost.logs import log_to
+from thinkcost.plots import plot_train_equivalent_ratio, save_figure
+
+with log_to(snakemake.log[0]):
+    figure = plot_train_equivalent_ratio(
+        pd.read_csv(snakemake.input.table),
+        pd.read_csv(snakemake.input.scores),
+        baseline=snakemake.params.baseline,
+    )
+    save_figure(figure, [snakemake.output.png, snakemake.output.pdf])
