@@ -64,6 +64,8 @@ def test_defaults_come_from_the_schema():
         "baseline": "standard",
         "flop_convention": "paper",
         "extrapolation_factor": 10.0,
+        "confidence": 0.95,
+        "interval": "student-t",
         "regime_models": None,
     }
 
@@ -158,6 +160,7 @@ def test_grid_is_the_full_product_minus_exclusions_and_imports(tmp_path):
             "optimization": "cot",
             "results": str(results),
             "generated_tokens_mean": 12.0,
+            "prompt_tokens_mean": 80.0,
         }
     ]
     cells = expand_grid(validate(config, check_tasks=False))
