@@ -251,3 +251,81 @@ def test_corrupt_results_stop_aggregation_with_the_file_named(finished_run):
         assert len(list((finished_run / "results" / "evaluate").glob("*/*/*/cost.json"))) == 6
     finally:
         target.write_text(good)
+
+
+def test_imported_cells_join_as_if_they_had_run(finished_run, tmp_path):
+    """Re-analyse the finished run's lm-eval results as imports: same rows, no model, no jobs."""
+    run_scores = pd.read_csv(finished_run / "results" / "tables" / "scores.csv")
+    evaluate = finished_run / "results" / "evaluate" / "smollm2"
+    config = yaml.safe_load((finished_run / "config.yaml").read_text())
+    config["imports"] = [
+        {
+            "model": "smollm2",
+            "optimization": optimization,
+            "task": task,
+            "results": str(evaluate / task / optimization / "results.json"),
+            "samples": str(evaluate / task / optimization / "requests.jsonl"),
+        }
+        for task in TASKS
+        for optimization in OPTIMIZATIONS
+        if (task, optimization) != ("gsm8k", "direct")
+    ]
+    # One import from lm-eval's own samples log, counted with the model's tokenizer.
+    config["imports"].append(
+        {
+            "model": "smollm2",
+            "optimization": "direct",
+            "task": "gsm8k",
+            "results": str(evaluate / "gsm8k" / "direct" / "results.json"),
+            "samples": str(evaluate / "gsm8k" / "direct" / "samples.jsonl"),
+            "tokenizer": str(finished_run / "results" / "stage" / "models" / "smollm2"),
+        }
+    )
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+    dry = snakemake(tmp_path, "-n", "results/tables/scores.csv")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert planned_jobs(dry.stdout) == {"aggregate_scores": 1}  # no staging, no evaluation
+    run = snakemake(tmp_path, "--cores", "1", "results/tables/scores.csv")
+    assert run.returncode == 0, run.stderr[-3000:]
+    imported = pd.read_csv(tmp_path / "results" / "tables" / "scores.csv")
+
+    assert (imported["source"] == "import").all()
+    keys = ["model", "task", "optimization"]
+    merged = run_scores.merge(imported, on=keys, suffixes=("_run", "_import"))
+    assert len(merged) == len(run_scores)
+    for column in ("score", "stderr", "n", "train_flops"):
+        assert merged[f"{column}_run"].tolist() == pytest.approx(
+            merged[f"{column}_import"].tolist()
+        )
+    exact = merged[
+        (merged["task"] != "average")
+        & ~((merged["task"] == "gsm8k") & (merged["optimization"] == "direct"))
+    ]
+    for column in ("prompt_tokens_mean", "generated_tokens_mean", "inference_flops_per_request"):
+        assert exact[f"{column}_run"].tolist() == pytest.approx(exact[f"{column}_import"].tolist())
+    # lm-eval's samples keep the answer text cut before its stop string, which the run counted.
+    counted = merged[(merged["task"] == "gsm8k") & (merged["optimization"] == "direct")].iloc[0]
+    assert counted["prompt_tokens_mean_import"] == counted["prompt_tokens_mean_run"]
+    assert 0 <= counted["generated_tokens_mean_run"] - counted["generated_tokens_mean_import"] <= 3
+
+
+def test_analysis_outputs_and_the_report(finished_run):
+    table = pd.read_csv(finished_run / "results" / "tables" / "train_equivalent.csv")
+    assert set(table["optimization"]) == {"direct", "cot"}
+    # One model: nothing to fit, and the table says so instead of inventing a number.
+    assert table["train_equivalent_flops"].isna().all()
+    assert table["status"].str.contains("single-model family").all()
+    for figure in (
+        "improvement",
+        "isoflop",
+        "train_equivalent_ratio",
+        "pareto",
+        "regime/smollm2.cot",
+    ):
+        for ext in ("png", "pdf"):
+            assert (finished_run / "figures" / f"{figure}.{ext}").stat().st_size > 1000
+    report = snakemake(finished_run, "--report", "report.html")
+    assert report.returncode == 0, report.stderr[-3000:]
+    html = (finished_run / "report.html").read_text(errors="ignore")
+    assert "regime" in html.lower() and len(html) > 100_000

@@ -458,7 +458,7 @@ def plot_pareto(
                 xytext=(4, 4),
                 fontsize="x-small",
             )
-    ax.set_xlabel("inference FLOPs per request")
+    ax.set_xlabel(f"inference FLOPs per request ({x_col})")
     ax.set_ylabel(f"{y_col} ({task})")
     ax.set_title("quality against inference cost", fontsize="medium")
     if not marked.empty:

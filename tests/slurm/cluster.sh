@@ -362,7 +362,6 @@ stop_daemon() {
 }
 
 cmd_stop() {
-    [[ -d $B ]] || { log "nothing to stop ($B does not exist)"; return 0; }
     if ! any_alive; then
         log "already stopped"
         return 0
@@ -397,6 +396,10 @@ main() {
         status) cmd_status; return ;;
         *) printf 'usage: %s start|stop|status\n' "$0" >&2; return 2 ;;
     esac
+    if [[ $cmd == stop && ! -d $B ]]; then
+        log "already stopped ($B does not exist)"
+        return 0
+    fi
     mkdir -p "$B" "$LOG_DIR"
     # Serialize concurrent start/stop calls.
     exec 9>"$B/.lock"
