@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 CORES ?= all
 
-.PHONY: install run test lint dag clean
+.PHONY: install system-deps run test lint dag clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,7 +17,14 @@ install: $(VENV)/.installed
 run: install
 	$(VENV)/bin/snakemake --cores $(CORES)
 
-test: install
+# Graphviz for the DAG tests; the SLURM test cluster installs its own packages
+# (tests/slurm/cluster.sh). Both need root and Debian's apt-get.
+system-deps:
+	@command -v dot >/dev/null || { \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends graphviz >/dev/null \
+	  || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends graphviz >/dev/null; }; }
+
+test: install system-deps
 	$(PYTHON) -m pytest
 
 lint: install

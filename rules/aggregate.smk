@@ -1,3 +1,8 @@
+# Seconds of pandas/SciPy/matplotlib: run on the submit host rather than wait in a queue.
+localrules:
+    aggregate_scores,
+
+
 rule aggregate_scores:
     input:
         unpack(get_aggregate_input),

@@ -1,3 +1,5 @@
+import math
+
 from thinkcost.config import (
     Cell,
     all_cells,
@@ -107,6 +109,31 @@ def get_cell(wildcards):
     }
 
 
+# ---------------------------------------------------------------------------- resources
+# What an evaluation job asks the cluster for grows with the model: a 160M and a 14B model must
+# not ask for the same thing. Each retry (a job killed for memory or time, or preempted) asks for
+# twice as much. A cluster overrides any of these in its profile (set-resources), not here.
+
+
+def get_evaluate_gpus(wildcards):
+    """GPUs for a model held in 16-bit with room for activations: one up to ~30B parameters."""
+    params = config["models"][wildcards.model]["params"]
+    return max(1, math.ceil(params * 2 * 1.3 / 70e9))
+
+
+def get_evaluate_mem_mb(wildcards, attempt):
+    """Host memory: the weights once in float32 (loading, or CPU inference) plus 2 GB."""
+    params = config["models"][wildcards.model]["params"]
+    return int((2000 + params * 4 * 1.2 / 1e6) * 2 ** (attempt - 1))
+
+
+def get_evaluate_runtime(wildcards, attempt):
+    """Minutes: 30 plus 30 per billion parameters per 1000 questions, doubled per retry."""
+    params = config["models"][wildcards.model]["params"]
+    questions = get_task_limit(wildcards.task) or 1000
+    return int((30 + 30 * params / 1e9 * questions / 1000) * 2 ** (attempt - 1))
+
+
 # ---------------------------------------------------------------------------- tables
 
 
@@ -166,7 +193,15 @@ def get_regime_pairs():
 
 def get_final_output():
     summary = ["improvement", "isoflop", "train_equivalent_ratio", "pareto"]
+    # The cells are products in their own right: as targets, a deleted cell is rerun (Snakemake
+    # would otherwise treat it as an intermediate file of an up-to-date table and skip it).
+    cells = [
+        f"{EVALUATE.format(**cell.__dict__)}/{name}"
+        for cell in CELLS
+        for name in ("results.json", "cost.json")
+    ]
     return [
+        *cells,
         "results/tables/scores.csv",
         "results/tables/train_equivalent.csv",
         "results/fits/family_scaling.csv",

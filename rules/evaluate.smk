@@ -13,6 +13,10 @@ rule evaluate:
     conda:
         "../envs/evaluate.yaml"
     threads: 2
+    resources:
+        mem_mb=get_evaluate_mem_mb,
+        runtime=get_evaluate_runtime,
+        gpu=get_evaluate_gpus,
     params:
         cell=get_cell,
     script:

@@ -1,3 +1,10 @@
+# Seconds of pandas/SciPy/matplotlib: run on the submit host rather than wait in a queue.
+localrules:
+    fit_family_scaling,
+    fit_train_equivalent,
+    fit_isoflop,
+
+
 rule fit_family_scaling:
     input:
         scores="results/tables/scores.csv",

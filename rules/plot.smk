@@ -1,3 +1,12 @@
+# Seconds of pandas/SciPy/matplotlib: run on the submit host rather than wait in a queue.
+localrules:
+    plot_regime,
+    plot_improvement,
+    plot_isoflop,
+    plot_train_equivalent_ratio,
+    plot_pareto,
+
+
 rule plot_regime:
     input:
         table="results/tables/train_equivalent.csv",

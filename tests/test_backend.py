@@ -171,3 +171,29 @@ def test_majority_vote_orders_by_votes_then_marginal(hybrid):
     assert 2 <= combined[1] < 2.5
     assert 1 <= combined[0] < 1.5
     assert 0 <= combined[2] < 0.5
+
+
+def test_a_retried_job_resumes_from_its_checkpoint(smollm2_dir, tmp_path):
+    checkpoint = tmp_path / "checkpoint.jsonl"
+    arguments = {"pretrained": str(smollm2_dir), "device": "cpu", "dtype": "float32",
+                 "batch_size": 2, "trigger": TRIGGER, "max_new_tokens": T}  # fmt: skip
+    first = ThinkcostLM(**arguments, checkpoint=str(checkpoint))
+    scores = first.loglikelihood(instances(QUESTIONS))
+    assert len(checkpoint.read_text().splitlines()) == 1 + len(QUESTIONS)
+
+    # As if the job had been killed while writing its last line.
+    lines = checkpoint.read_text().splitlines()
+    checkpoint.write_text("\n".join([*lines[:-1], lines[-1][:20]]) + "\n")
+    second = ThinkcostLM(**arguments, checkpoint=str(checkpoint))
+    passes_after_loading = second.forward_passes
+    resumed = second.loglikelihood(instances(QUESTIONS))
+    assert [s for s, _ in resumed] == pytest.approx([s for s, _ in scores])
+    assert [g for _, g in resumed] == [g for _, g in scores]
+    assert second.resumed_requests == len(QUESTIONS) - 1  # only the lost question ran again
+    assert second.forward_passes > passes_after_loading
+    assert [c.to_dict() for c in second.request_costs] == [c.to_dict() for c in first.request_costs]
+
+    # Other settings never reuse the file.
+    other = ThinkcostLM(**{**arguments, "trigger": ""}, checkpoint=str(checkpoint))
+    other.loglikelihood(instances(QUESTIONS[:1]))
+    assert other.resumed_requests == 0

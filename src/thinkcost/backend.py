@@ -18,13 +18,14 @@ import logging
 import math
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 import transformers
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
+from thinkcost.checkpoint import Checkpoint
 from thinkcost.costs import RequestCost
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class ThinkcostLM(HFLM):
         vote: str = "majority",
         seed: int = 1234,
         compile: bool = False,
+        checkpoint: str | None = None,
         **kwargs,
     ) -> None:
         super().__init__(pretrained=pretrained, **kwargs)
@@ -80,6 +82,26 @@ class ThinkcostLM(HFLM):
         self.forward_passes = 0
         self.forward_tokens = 0
         self.generation_seconds = 0.0
+        self.resumed_requests = 0
+        self.resumed_seconds = 0.0
+        self.checkpoint = Checkpoint(
+            checkpoint,
+            signature={
+                "pretrained": str(pretrained),
+                "format": format,
+                "trigger": trigger,
+                "answer_prefix": answer_prefix,
+                "max_new_tokens": int(max_new_tokens),
+                "stop": list(stop),
+                "do_sample": bool(do_sample),
+                "temperature": float(temperature),
+                "top_p": float(top_p),
+                "num_samples": int(num_samples),
+                "vote": vote,
+                "seed": int(seed),
+                "kwargs": {k: str(v) for k, v in sorted(kwargs.items()) if k != "batch_size"},
+            },
+        )
         self.model.register_forward_hook(self._count_forward)
         if compile:
             self.model.forward = torch.compile(self.model.forward)
@@ -231,34 +253,83 @@ class ThinkcostLM(HFLM):
                 self.request_costs.append(cost)
             return results
 
-        contexts = list(docs)
-        prompts = [self.generation_prompt(context) for context in contexts]
         # A model that starts its own "The answer is" has finished its rationale: ours follows.
         stop = [*self.stop, self.answer_prefix.rstrip(": ")] if self.answer_prefix else self.stop
-        generations = self.generate_texts(prompts, stop, self.max_new_tokens, self.num_samples)
+        prefix_tokens = len(self.tok_encode(" " + self.answer_prefix, add_special_tokens=False))
+
+        def key(context: str) -> str:
+            return self.checkpoint.key(context, *(requests[i].args[1] for i in docs[context]))
+
+        def run(contexts: list[str]) -> list[dict]:
+            prompts = [self.generation_prompt(context) for context in contexts]
+            generations = self.generate_texts(prompts, stop, self.max_new_tokens, self.num_samples)
+            records = []
+            for context, prompt, samples in zip(contexts, prompts, generations, strict=True):
+                indices = docs[context]
+                continuations = [requests[i].args[1] for i in indices]
+                per_sample = [
+                    self.score_choices(self.scoring_context(prompt, g.text), continuations)
+                    for g in samples
+                ]
+                per_choice = [list(choice) for choice in zip(*per_sample, strict=True)]
+                cost = self._prompt_cost(requests[indices[0]], prompt)
+                cost.generated = [g.tokens for g in samples]
+                choice_tokens = [
+                    len(self.tok_encode(c, add_special_tokens=False)) for c in continuations
+                ]
+                cost.answer = [[prefix_tokens + t for t in choice_tokens] for _ in samples]
+                records.append(
+                    {
+                        "scores": self.combine(per_choice),
+                        "generations": [asdict(g) for g in samples],
+                        "cost": asdict(cost),
+                    }
+                )
+            return records
 
         results: list[tuple[float, bool] | None] = [None] * len(requests)
-        prefix_tokens = len(self.tok_encode(" " + self.answer_prefix, add_special_tokens=False))
-        for context, prompt, samples in zip(contexts, prompts, generations, strict=True):
-            indices = docs[context]
-            continuations = [requests[i].args[1] for i in indices]
-            per_sample = [
-                self.score_choices(self.scoring_context(prompt, g.text), continuations)
-                for g in samples
-            ]
-            per_choice = [list(choice) for choice in zip(*per_sample, strict=True)]
-            for index, combined in zip(indices, self.combine(per_choice), strict=True):
-                results[index] = combined
-            first = requests[indices[0]]
-            cost = self._prompt_cost(first, prompt)
-            cost.generated = [g.tokens for g in samples]
-            choice_tokens = [
-                len(self.tok_encode(requests[i].args[1], add_special_tokens=False)) for i in indices
-            ]
-            cost.answer = [[prefix_tokens + t for t in choice_tokens] for _ in samples]
-            self.request_costs.append(cost)
-            self.rationales[(first.task_name, first.doc_id)] = samples
+        for context, record in self._run_checkpointed(list(docs), key, run):
+            for index, (loglik, greedy) in zip(docs[context], record["scores"], strict=True):
+                results[index] = (loglik, greedy)
+            self._restore(requests[docs[context][0]], record)
         return results  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ resuming
+
+    def _run_checkpointed(self, items: list, key, run) -> list[tuple]:
+        """`run` over `items` in chunks, each chunk's records saved before the next starts.
+
+        Items whose record the checkpoint already holds (a previous attempt of this job got that
+        far before it was killed or preempted) are not run again.
+        """
+        size = max(1, 4 * (int(self.batch_size) if str(self.batch_size).isdigit() else 8))
+        done = []
+        for begin in range(0, len(items), size):
+            part = items[begin : begin + size]
+            fresh = [item for item in part if self.checkpoint.get(key(item)) is None]
+            if fresh:
+                started, generation_before = time.perf_counter(), self.generation_seconds
+                records = run(fresh)
+                seconds = (time.perf_counter() - started) / len(fresh)
+                generation = (self.generation_seconds - generation_before) / len(fresh)
+                for item, record in zip(fresh, records, strict=True):
+                    record.update(seconds=seconds, generation_seconds=generation)
+                    self.checkpoint.put(key(item), record)
+            for item in part:
+                record = self.checkpoint.get(key(item))
+                if item not in fresh:
+                    self.resumed_requests += 1
+                    self.resumed_seconds += record["seconds"]
+                    self.generation_seconds += record["generation_seconds"]
+                done.append((item, record))
+        return done
+
+    def _restore(self, request, record: dict) -> None:
+        cost = RequestCost(**record["cost"])
+        self.request_costs.append(cost)
+        self.rationales[(request.task_name, request.doc_id)] = [
+            Generation(**g) for g in record["generations"]
+        ]
 
     def combine(self, per_choice: list[list[tuple[float, bool]]]) -> list[tuple[float, bool]]:
         """Combine the k samples' scores of each choice into one score per choice.
@@ -282,21 +353,31 @@ class ThinkcostLM(HFLM):
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         """Free-form tasks: generate after the trigger, stop at the task's or our stop strings."""
-        groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
-        for index, request in enumerate(requests):
+        stops: list[list[str]] = []
+        for request in requests:
             until = request.args[1].get("until", [])
             until = [until] if isinstance(until, str) else list(until)
-            groups[tuple(until + self.stop)].append(index)
+            stops.append(until + self.stop)
+
+        def key(index: int) -> str:
+            return self.checkpoint.key(requests[index].args[0], *stops[index])
+
+        def run(indices: list[int]) -> list[dict]:
+            groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
+            for index in indices:
+                groups[tuple(stops[index])].append(index)
+            records = {}
+            for stop, members in groups.items():
+                prompts = [self.generation_prompt(requests[i].args[0]) for i in members]
+                generations = self.generate_texts(prompts, list(stop), self.max_new_tokens)
+                for index, prompt, (generation,) in zip(members, prompts, generations, strict=True):
+                    cost = self._prompt_cost(requests[index], prompt)
+                    cost.generated, cost.answer = [generation.tokens], [[]]
+                    records[index] = {"generations": [asdict(generation)], "cost": asdict(cost)}
+            return [records[index] for index in indices]
 
         outputs: list[str] = [""] * len(requests)
-        for stop, indices in groups.items():
-            prompts = [self.generation_prompt(requests[i].args[0]) for i in indices]
-            generations = self.generate_texts(prompts, list(stop), self.max_new_tokens)
-            for index, prompt, (generation,) in zip(indices, prompts, generations, strict=True):
-                request = requests[index]
-                cost = self._prompt_cost(request, prompt)
-                cost.generated, cost.answer = [generation.tokens], [[]]
-                self.request_costs.append(cost)
-                self.rationales[(request.task_name, request.doc_id)] = [generation]
-                outputs[index] = generation.text
+        for index, record in self._run_checkpointed(list(range(len(requests))), key, run):
+            self._restore(requests[index], record)
+            outputs[index] = record["generations"][0]["text"]
         return outputs

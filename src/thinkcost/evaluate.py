@@ -149,7 +149,9 @@ def evaluate_cell(
 
     arguments = backend_arguments(knobs, evaluation, model_dir, model_dtype)
     log.info("cell %s with %s", cell, arguments)
-    model = ThinkcostLM(**arguments)
+    # Beside the outputs, undeclared, so that Snakemake keeps it when an attempt fails.
+    checkpoint = Path(results_path).with_name("checkpoint.jsonl")
+    model = ThinkcostLM(**arguments, checkpoint=str(checkpoint))
     shape = ModelShape.from_config(params, Path(model_dir) / "config.json")
     manager = task_manager(task, evaluation["task_paths"])
 
@@ -169,7 +171,8 @@ def evaluate_cell(
         fewshot_random_seed=seed,
         bootstrap_iters=1000,
     )
-    wall_seconds = time.perf_counter() - started
+    # Requests a killed attempt finished count with the time they took then.
+    wall_seconds = time.perf_counter() - started + model.resumed_seconds
 
     # A group task (mmlu, xwinograd) reports its metric under its own name and its samples
     # under each subtask's; the cell covers all of them.
@@ -215,6 +218,7 @@ def evaluate_cell(
         "limit": limit,
         "num_fewshot": num_fewshot,
         "seed": seed,
+        "resumed_requests": model.resumed_requests,
         "optimization_knobs": knobs,
         "backend_arguments": {k: v for k, v in arguments.items() if k != "pretrained"},
         "model_dir": model_dir,
@@ -235,4 +239,5 @@ def evaluate_cell(
     _write_jsonl(Path(requests_path), [c.to_dict() for c in costs])
     _write_json(Path(cost_path), record)
     _write_json(Path(results_path), output)  # last: its presence means the cell is complete
+    model.checkpoint.remove()
     return record
