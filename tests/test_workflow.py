@@ -105,7 +105,9 @@ def planned_jobs(output: str) -> dict[str, int]:
 
 
 def planned_cells(output: str) -> set[str]:
-    return set(re.findall(r"results/evaluate/([^/\s]+/[^/\s]+/[^/\s]+)/results\.json", output))
+    """The cells a dry run plans to evaluate (from the evaluate jobs' output lines)."""
+    pattern = r"^\s+output: results/evaluate/([^/\s]+/[^/\s]+/[^/\s]+)/results\.json"
+    return set(re.findall(pattern, output, re.MULTILINE))
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +228,10 @@ def test_killed_run_reruns_only_missing_or_incomplete_cells(finished_run):
         (evaluate / c / "results.json").exists() for c in removed
     ):
         time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in the middle of the grid
+    # Give Snakemake a moment to register the finished cell and start the next one (which takes
+    # longer than that just to load), then Ctrl-C in the middle of the grid.
+    time.sleep(3)
+    os.killpg(process.pid, signal.SIGINT)
     process.wait(timeout=120)
 
     done = {c for c in removed if (evaluate / c / "results.json").exists()}
@@ -254,6 +259,10 @@ def test_corrupt_results_stop_aggregation_with_the_file_named(finished_run):
         assert len(list((finished_run / "results" / "evaluate").glob("*/*/*/cost.json"))) == 6
     finally:
         target.write_text(good)
+    # The repaired cell joins the tables again without being rerun.
+    restored = snakemake(finished_run, "--cores", "1")
+    assert restored.returncode == 0, restored.stderr[-3000:]
+    assert (finished_run / "results" / "tables" / "scores.csv").exists()
 
 
 def test_imported_cells_join_as_if_they_had_run(finished_run, tmp_path):

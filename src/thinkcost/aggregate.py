@@ -84,6 +84,21 @@ def read_lm_eval_score(path: str | Path, task: str, metric: str) -> dict:
     return {"score": float(score), "stderr": stderr, "n": int(n) if n is not None else None}
 
 
+def _cell_columns(cell: dict, model: dict, revision: str | None) -> dict:
+    """The columns that say which cell a row is, the same for run and imported cells."""
+    return {
+        "model": cell["model"],
+        "revision": revision,
+        "family": model["family"],
+        "params": float(model["params"]),
+        "train_tokens": float(model["train_tokens"]),
+        "train_flops": train_flops(model["params"], model["train_tokens"]),
+        "task": cell["task"],
+        "optimization": cell["optimization"],
+        "metric": cell["metric"],
+    }
+
+
 def cell_row(
     cell: dict, model: dict, results_path: str | Path, cost_path: str | Path, convention: str
 ) -> dict:
@@ -95,15 +110,7 @@ def cell_row(
         raise ResultsFileError(f"{cost_path}: cost record lacks {missing}; rerun the cell")
     score = read_lm_eval_score(results_path, cost["lm_eval_task"], cell["metric"])
     return {
-        "model": cell["model"],
-        "revision": cost.get("revision", cell.get("revision")),
-        "family": model["family"],
-        "params": float(model["params"]),
-        "train_tokens": float(model["train_tokens"]),
-        "train_flops": train_flops(model["params"], model["train_tokens"]),
-        "task": cell["task"],
-        "optimization": cell["optimization"],
-        "metric": cell["metric"],
+        **_cell_columns(cell, model, cost.get("revision", cell.get("revision"))),
         **score,
         "n": score["n"] if score["n"] is not None else cost.get("n"),
         "prompt_tokens_mean": cost["prompt_tokens_mean"],
@@ -194,15 +201,7 @@ def import_row(cell: dict, model: dict, entry: dict, convention: str) -> dict:
     prompt_tokens, generated_tokens = imported_token_counts(entry, cell["lm_eval_task"])
     paper_flops = 2.0 * float(model["params"]) * generated_tokens
     return {
-        "model": cell["model"],
-        "revision": cell.get("revision"),
-        "family": model["family"],
-        "params": float(model["params"]),
-        "train_tokens": float(model["train_tokens"]),
-        "train_flops": train_flops(model["params"], model["train_tokens"]),
-        "task": cell["task"],
-        "optimization": cell["optimization"],
-        "metric": cell["metric"],
+        **_cell_columns(cell, model, cell.get("revision")),
         **score,
         "prompt_tokens_mean": prompt_tokens,
         "generated_tokens_mean": generated_tokens,
