@@ -8,6 +8,12 @@ forward tokens and the ratio, and checks the log-likelihoods agree.
     python bench/bench_scoring.py [model_dir] [--questions 16] [--rationale-tokens 256]
 
 model_dir defaults to the staged default model, results/stage/models/smollm2-135m-instruct.
+
+Seen on the 2-core development machine (SmolLM2-135M, 8 questions × 4 choices, 256-token
+contexts): 18.2 s vs 5.3 s, 3.45× faster with 3.9× fewer forward tokens. When the choices differ
+only in their last token (" option A", " option B"), lm-eval already shares one pass per
+question and, batching across questions, was faster (4.9 s vs 7.3 s): batching the shared-cache
+prefixes across questions is the next step.
 """
 
 from __future__ import annotations
@@ -51,7 +57,11 @@ def main() -> None:
         + " The answer is:"
         for q in range(options.questions)
     ]
-    choices = [f" option {chr(65 + c)}" for c in range(options.choices)]
+    # Choices that differ from their first token, as in most tasks ("the orange ball", "the
+    # white ball"): lm-eval shares a forward pass only between continuations that differ in
+    # their last token alone.
+    words = [" red ball", " blue cube", " green cone", " yellow box", " white ring", " black disc"]
+    choices = words[: options.choices]
 
     def shared_cache():
         return [score for context in contexts for score in model.score_choices(context, choices)]
