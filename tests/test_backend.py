@@ -173,6 +173,54 @@ def test_majority_vote_orders_by_votes_then_marginal(hybrid):
     assert 0 <= combined[2] < 0.5
 
 
+def test_self_consistency_votes_over_k_sampled_rationales(smollm2_dir, reference):
+    """k = 3 sampled rationales per question: each is scored on its own, the vote counts them,
+    the cost record counts every sample's tokens, and the same seed gives the same samples."""
+    tokenizer, model = reference
+
+    def sampler():
+        return ThinkcostLM(
+            pretrained=str(smollm2_dir),
+            device="cpu",
+            dtype="float32",
+            batch_size=4,
+            trigger=TRIGGER,
+            max_new_tokens=T,
+            do_sample=True,
+            temperature=1.0,
+            num_samples=3,
+            vote="majority",
+            seed=7,
+        )
+
+    sc = sampler()
+    requests = instances(QUESTIONS[:2])
+    scores = sc.loglikelihood(requests)
+    for doc_id, (context, choices) in enumerate(QUESTIONS[:2]):
+        generations = sc.rationales[("toy", doc_id)]
+        assert len(generations) == 3
+        assert len({g.text for g in generations}) > 1, "sampling gave identical rationales"
+        # Votes recomputed independently: each sample votes for its most likely choice.
+        votes = [0] * len(choices)
+        for g in generations:
+            after = sc.scoring_context(sc.generation_prompt(context), g.text)
+            logliks = [direct_loglikelihood(tokenizer, model, after, c) for c in choices]
+            votes[max(range(len(choices)), key=logliks.__getitem__)] += 1
+        combined = [
+            score
+            for request, (score, _) in zip(requests, scores, strict=True)
+            if request.doc_id == doc_id
+        ]
+        assert [int(score) for score in combined] == votes
+        (cost,) = [c for c in sc.request_costs if c.doc_id == doc_id]
+        assert cost.generated == [g.tokens for g in generations]
+        assert len(cost.answer) == 3
+
+    again = sampler()
+    again.loglikelihood(instances(QUESTIONS[:2]))
+    assert again.rationales == sc.rationales
+
+
 def test_a_retried_job_resumes_from_its_checkpoint(smollm2_dir, tmp_path):
     checkpoint = tmp_path / "checkpoint.jsonl"
     arguments = {"pretrained": str(smollm2_dir), "device": "cpu", "dtype": "float32",
