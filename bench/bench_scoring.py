@@ -44,7 +44,6 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     options = parser.parse_args()
 
-    torch.set_num_threads(torch.get_num_threads())
     model = ThinkcostLM(
         pretrained=options.model_dir, device="cpu", dtype="float32", batch_size=options.batch_size
     )

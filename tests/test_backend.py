@@ -51,16 +51,14 @@ def reference(smollm2_dir):
     return tokenizer, model
 
 
+def backend(model_dir, **knobs) -> ThinkcostLM:
+    """The backend on the real model, on CPU in float32 like the reference computations."""
+    return ThinkcostLM(pretrained=str(model_dir), device="cpu", dtype="float32", **knobs)
+
+
 @pytest.fixture(scope="module")
 def hybrid(smollm2_dir):
-    return ThinkcostLM(
-        pretrained=str(smollm2_dir),
-        device="cpu",
-        dtype="float32",
-        batch_size=2,
-        trigger=TRIGGER,
-        max_new_tokens=T,
-    )
+    return backend(smollm2_dir, batch_size=2, trigger=TRIGGER, max_new_tokens=T)
 
 
 def direct_loglikelihood(tokenizer, model, context: str, continuation: str) -> float:
@@ -147,9 +145,7 @@ def test_costs_are_recorded_per_question(hybrid):
 
 def test_direct_format_is_plain_lm_eval_scoring(smollm2_dir, reference):
     tokenizer, model = reference
-    direct = ThinkcostLM(
-        pretrained=str(smollm2_dir), device="cpu", dtype="float32", format="loglikelihood"
-    )
+    direct = backend(smollm2_dir, format="loglikelihood")
     requests = instances(QUESTIONS[:1])
     scores = direct.loglikelihood(requests)
     for request, (loglik, _) in zip(requests, scores, strict=True):
@@ -179,10 +175,8 @@ def test_self_consistency_votes_over_k_sampled_rationales(smollm2_dir, reference
     tokenizer, model = reference
 
     def sampler():
-        return ThinkcostLM(
-            pretrained=str(smollm2_dir),
-            device="cpu",
-            dtype="float32",
+        return backend(
+            smollm2_dir,
             batch_size=4,
             trigger=TRIGGER,
             max_new_tokens=T,
@@ -223,16 +217,15 @@ def test_self_consistency_votes_over_k_sampled_rationales(smollm2_dir, reference
 
 def test_a_retried_job_resumes_from_its_checkpoint(smollm2_dir, tmp_path):
     checkpoint = tmp_path / "checkpoint.jsonl"
-    arguments = {"pretrained": str(smollm2_dir), "device": "cpu", "dtype": "float32",
-                 "batch_size": 2, "trigger": TRIGGER, "max_new_tokens": T}  # fmt: skip
-    first = ThinkcostLM(**arguments, checkpoint=str(checkpoint))
+    knobs = {"batch_size": 2, "trigger": TRIGGER, "max_new_tokens": T}
+    first = backend(smollm2_dir, **knobs, checkpoint=str(checkpoint))
     scores = first.loglikelihood(instances(QUESTIONS))
     assert len(checkpoint.read_text().splitlines()) == 1 + len(QUESTIONS)
 
     # As if the job had been killed while writing its last line.
     lines = checkpoint.read_text().splitlines()
     checkpoint.write_text("\n".join([*lines[:-1], lines[-1][:20]]) + "\n")
-    second = ThinkcostLM(**arguments, checkpoint=str(checkpoint))
+    second = backend(smollm2_dir, **knobs, checkpoint=str(checkpoint))
     passes_after_loading = second.forward_passes
     resumed = second.loglikelihood(instances(QUESTIONS))
     assert [s for s, _ in resumed] == pytest.approx([s for s, _ in scores])
@@ -242,6 +235,6 @@ def test_a_retried_job_resumes_from_its_checkpoint(smollm2_dir, tmp_path):
     assert [c.to_dict() for c in second.request_costs] == [c.to_dict() for c in first.request_costs]
 
     # Other settings never reuse the file.
-    other = ThinkcostLM(**{**arguments, "trigger": ""}, checkpoint=str(checkpoint))
+    other = backend(smollm2_dir, **{**knobs, "trigger": ""}, checkpoint=str(checkpoint))
     other.loglikelihood(instances(QUESTIONS[:1]))
     assert other.resumed_requests == 0

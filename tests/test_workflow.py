@@ -260,9 +260,13 @@ def test_corrupt_results_stop_aggregation_with_the_file_named(finished_run):
     finally:
         target.write_text(good)
     # The repaired cell joins the tables again without being rerun.
+    cost = target.with_name("cost.json")
+    cost_mtime = cost.stat().st_mtime
+    assert planned_cells(snakemake(finished_run, "-n").stdout) == set()
     restored = snakemake(finished_run, "--cores", "1")
     assert restored.returncode == 0, restored.stderr[-3000:]
     assert (finished_run / "results" / "tables" / "scores.csv").exists()
+    assert cost.stat().st_mtime == cost_mtime
 
 
 def test_imported_cells_join_as_if_they_had_run(finished_run, tmp_path):
