@@ -6,12 +6,15 @@ transformers on the same strings, and the generated-token counts against the tok
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from lm_eval.api.instance import Instance
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from thinkcost.backend import ThinkcostLM
+from thinkcost.engines import GenerationRequest, SamplingSpec
+from thinkcost.strategies import generation_prompt, scoring_context, vote_majority
 
 QUESTIONS = [
     ("Q: Is the sky blue on a clear day?\nOptions:\n- yes\n- no\nA:", [" yes", " no"]),
@@ -87,7 +90,7 @@ def test_hybrid_scores_equal_direct_transformers_loglikelihoods(hybrid, referenc
         (generation,) = hybrid.rationales[("toy", request.doc_id)]
         scored_after = f"{context} {TRIGGER}{generation.text}".rstrip() + " The answer is:"
         assert (
-            hybrid.scoring_context(hybrid.generation_prompt(context), generation.text)
+            scoring_context(generation_prompt(context, TRIGGER), generation.text, "The answer is:")
             == scored_after
         )
         expected = direct_loglikelihood(tokenizer, model, scored_after, continuation)
@@ -97,12 +100,13 @@ def test_hybrid_scores_equal_direct_transformers_loglikelihoods(hybrid, referenc
 def test_rationale_is_the_models_greedy_continuation(hybrid, reference):
     tokenizer, model = reference
     context = QUESTIONS[0][0]
-    prompt = hybrid.generation_prompt(context)
+    prompt = generation_prompt(context, TRIGGER)
     assert prompt == f"{context} {TRIGGER}"
     ids = tokenizer(prompt, return_tensors="pt").input_ids
     with torch.no_grad():
         greedy = model.generate(ids, max_new_tokens=T, do_sample=False)[0, ids.shape[1] :].tolist()
-    (generation,) = hybrid.generate_texts([prompt], ["Q:", "The answer is"], T)[0]
+    spec = SamplingSpec(max_new_tokens=T, stop=("Q:", "The answer is"))
+    ((generation,),) = hybrid.engine.generate([GenerationRequest(prompt)], spec)
     assert tokenizer.decode(greedy, skip_special_tokens=True).startswith(generation.text)
     # The count is the model's own tokens up to the stop: never words, never more than T.
     assert 1 <= generation.tokens <= T
@@ -117,7 +121,7 @@ def test_cut_counts_tokens_up_to_the_stop_sequence(hybrid, reference):
     tokenizer, _ = reference
     text = " First, the sky is blue.\nQ: Next question"
     tokens = tokenizer(text, add_special_tokens=False).input_ids
-    generation = hybrid._cut(tokens, ["Q:"])
+    generation = hybrid.engine.cut(tokens, ["Q:"])
     assert generation.text == " First, the sky is blue.\n"
     assert generation.stopped_by == "stop:Q:"
     # The fewest tokens whose text already contains "Q:".
@@ -125,7 +129,7 @@ def test_cut_counts_tokens_up_to_the_stop_sequence(hybrid, reference):
     assert "Q:" not in tokenizer.decode(tokens[: generation.tokens - 1])
 
     with_eos = [*tokenizer(" Done.", add_special_tokens=False).input_ids, hybrid.eot_token_id, 5, 6]
-    generation = hybrid._cut(with_eos, ["Q:"])
+    generation = hybrid.engine.cut(with_eos, ["Q:"])
     assert (generation.text, generation.stopped_by) == (" Done.", "eos")
     assert generation.tokens == len(with_eos) - 2  # the EOS counts; what follows it does not
 
@@ -143,7 +147,7 @@ def test_costs_are_recorded_per_question(hybrid):
         assert len(cost.answer[0]) == len(choices)
 
 
-def test_direct_format_is_plain_lm_eval_scoring(smollm2_dir, reference):
+def test_direct_format_scores_each_choice_after_the_question(smollm2_dir, reference):
     tokenizer, model = reference
     direct = backend(smollm2_dir, format="loglikelihood")
     requests = instances(QUESTIONS[:1])
@@ -156,14 +160,15 @@ def test_direct_format_is_plain_lm_eval_scoring(smollm2_dir, reference):
     assert direct.rationales == {}
 
 
-def test_majority_vote_orders_by_votes_then_marginal(hybrid):
+def test_majority_vote_orders_by_votes_then_marginal():
     # 3 choices × 3 samples: choice 1 wins samples 0 and 2, choice 0 wins sample 1.
     per_choice = [
         [(-1.0, False), (-0.1, False), (-3.0, False)],
         [(-0.5, False), (-2.0, False), (-0.2, False)],
         [(-4.0, False), (-5.0, False), (-6.0, False)],
     ]
-    combined = [score for score, _ in hybrid.combine(per_choice)]
+    per_sample = [[per_choice[c][k][0] for c in range(3)] for k in range(3)]
+    combined = [score for score, _ in vote_majority(np.array(per_sample))]
     assert 2 <= combined[1] < 2.5
     assert 1 <= combined[0] < 1.5
     assert 0 <= combined[2] < 0.5
@@ -197,7 +202,7 @@ def test_self_consistency_votes_over_k_sampled_rationales(smollm2_dir, reference
         # Votes recomputed independently: each sample votes for its most likely choice.
         votes = [0] * len(choices)
         for g in generations:
-            after = sc.scoring_context(sc.generation_prompt(context), g.text)
+            after = scoring_context(generation_prompt(context, TRIGGER), g.text, "The answer is:")
             logliks = [direct_loglikelihood(tokenizer, model, after, c) for c in choices]
             votes[max(range(len(choices)), key=logliks.__getitem__)] += 1
         combined = [
@@ -228,7 +233,8 @@ def test_a_retried_job_resumes_from_its_checkpoint(smollm2_dir, tmp_path):
     second = backend(smollm2_dir, **knobs, checkpoint=str(checkpoint))
     passes_after_loading = second.forward_passes
     resumed = second.loglikelihood(instances(QUESTIONS))
-    assert [s for s, _ in resumed] == pytest.approx([s for s, _ in scores])
+    # The rerun question ran in a batch of another shape: equal up to float32 noise.
+    assert [s for s, _ in resumed] == pytest.approx([s for s, _ in scores], abs=1e-4)
     assert [g for _, g in resumed] == [g for _, g in scores]
     assert second.resumed_requests == len(QUESTIONS) - 1  # only the lost question ran again
     assert second.forward_passes > passes_after_loading

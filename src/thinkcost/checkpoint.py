@@ -22,7 +22,8 @@ class Checkpoint:
 
     def __init__(self, path: str | os.PathLike | None, signature: dict) -> None:
         self.path = Path(path) if path else None
-        self.signature = signature
+        # As it reads back from the file (tuples become lists), so that it compares equal.
+        self.signature = signature = json.loads(json.dumps(signature))
         self.records: dict[str, dict] = {}
         if self.path is None:
             return

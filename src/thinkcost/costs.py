@@ -110,6 +110,7 @@ def summarize(
     forward_tokens: int,
     device: str,
     peak_memory_bytes: int,
+    engine_counters: dict | None = None,
 ) -> dict:
     """The per-cell cost record: means per request, totals, and both FLOP conventions."""
     if not costs:
@@ -145,4 +146,7 @@ def summarize(
         else 0.0,
         "device": device,
         "peak_memory_bytes": int(peak_memory_bytes),
+        # What the engine did in this attempt, phase by phase (a resumed attempt's share of a
+        # cell is in the totals above, not here).
+        "engine": engine_counters or {},
     }

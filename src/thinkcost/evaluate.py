@@ -19,8 +19,8 @@ log = logging.getLogger(__name__)
 PACKAGES = ("thinkcost", "torch", "transformers", "lm_eval", "datasets", "tokenizers", "accelerate")
 INVALID_ANSWERS = ("[invalid]", "")
 
-# Knobs of an optimization that the backend takes as they are.
-BACKEND_KNOBS = (
+# Knobs of an optimization that the lm-eval adapter takes as they are (the strategy's).
+STRATEGY_KNOBS = (
     "format",
     "trigger",
     "answer_prefix",
@@ -30,7 +30,6 @@ BACKEND_KNOBS = (
     "top_p",
     "num_samples",
     "vote",
-    "compile",
 )
 
 
@@ -99,16 +98,19 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 def backend_arguments(
     knobs: dict, evaluation: dict, model_dir: str, model_dtype: str | None
 ) -> dict:
-    """The ThinkcostLM constructor arguments for one optimization on one model."""
+    """The ThinkcostLM constructor arguments for one optimization on one model: the strategy's
+    knobs, the evaluation-wide settings an optimization may override, and the engine's options."""
     device = resolve_device(evaluation["device"])
-    arguments = {key: knobs[key] for key in BACKEND_KNOBS}
+    arguments = {key: knobs[key] for key in STRATEGY_KNOBS}
     arguments.update(
         pretrained=model_dir,
+        engine=evaluation.get("engine", "hf"),
         device=device,
         dtype=resolve_dtype(knobs.get("dtype") or model_dtype or evaluation["dtype"], device),
         batch_size=knobs.get("batch_size") or evaluation["batch_size"],
         max_new_tokens=knobs.get("max_new_tokens") or evaluation["max_new_tokens"],
         seed=evaluation["seed"],
+        compile=bool(knobs.get("compile", False)),
     )
     if evaluation.get("max_length"):
         arguments["max_length"] = evaluation["max_length"]
@@ -211,6 +213,7 @@ def evaluate_cell(
         generation_seconds=model.generation_seconds,
         forward_passes=model.forward_passes,
         forward_tokens=model.forward_tokens,
+        engine_counters=model.engine.counters.as_dict(),
         device=device_name(arguments["device"]),
         peak_memory_bytes=peak_memory_bytes(arguments["device"]),
     )

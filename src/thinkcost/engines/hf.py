@@ -1,0 +1,515 @@
+"""The transformers engine: continuous batching, one prefill per prompt, a cache of prefixes.
+
+Why not `model.generate`: a static batch decodes until its longest member stops (on a CoT task
+half the rationales stop after a few tokens while the rest run to the budget), k samples of a
+prompt prefill it k times, and the choices scored after a rationale recompute the rationale.
+Here one decode loop serves every sequence:
+
+- **continuous batching**: a finished sequence leaves the batch at once and waiting prompts are
+  prefilled and join it, so the batch stays full;
+- **one prefill per prompt**: its key/value cache is copied to its k samples;
+- **prefix cache**: a finished sequence's keys and values are kept (within a memory budget), so
+  scoring the choices after "rationale + The answer is:" computes only the tokens that are new;
+  contexts with no cached prefix are prefilled once, batched across questions, and every choice
+  is scored on that shared prefix.
+
+A batch is a list of per-layer key/value tensors plus a 0/1 mask over their columns. A row's
+tokens are the columns its mask marks, in order; pads (and holes left where rows joined or
+prefixes differ in length) are masked out, and every token's position id is given explicitly,
+so the arithmetic per token is that of the row computed alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from thinkcost.engines.base import (
+    Engine,
+    Generation,
+    GenerationRequest,
+    SamplingSpec,
+    ScoreRequest,
+)
+
+log = logging.getLogger(__name__)
+
+KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values [batch, heads, seq, dim]
+
+
+@dataclass
+class _Prefix:
+    """A computed sequence: its tokens and, per layer, its keys and values [heads, seq, dim]."""
+
+    tokens: np.ndarray
+    kv: KV
+
+    @property
+    def nbytes(self) -> int:
+        return sum(k.numel() * k.element_size() * 2 for k, _ in self.kv)
+
+
+@dataclass
+class _Row:
+    """One sequence being decoded."""
+
+    request: int
+    sample: int
+    prompt: list[int]
+    generator: torch.Generator | None
+    generated: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Batch:
+    """Sequences that decode together: their cache, column mask and next position ids."""
+
+    kv: KV
+    mask: torch.Tensor  # [rows, columns], 1 where a column holds one of the row's tokens
+    positions: torch.Tensor  # [rows]: the position id of each row's next token
+    rows: list[_Row]
+
+    def select(self, keep: list[int]) -> _Batch:
+        index = torch.tensor(keep, device=self.mask.device)
+        mask = self.mask[index]
+        columns = mask.any(dim=0)  # drop columns no remaining row uses
+        if bool(columns.all()):
+            kv = [(k[index], v[index]) for k, v in self.kv]
+        else:
+            kv = [(k[index][:, :, columns], v[index][:, :, columns]) for k, v in self.kv]
+            mask = mask[:, columns]
+        return _Batch(kv, mask, self.positions[index], [self.rows[i] for i in keep])
+
+
+def _pad_left(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    if tensor.shape[dim] == width:
+        return tensor
+    shape = list(tensor.shape)
+    shape[dim] = width - tensor.shape[dim]
+    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+
+
+def _merge(first: _Batch | None, second: _Batch) -> _Batch:
+    """One batch of both, the shorter cache padded (masked) on the left."""
+    if first is None or not first.rows:
+        return second
+    width = max(first.mask.shape[1], second.mask.shape[1])
+    kv = [
+        (
+            torch.cat([_pad_left(k1, width, 2), _pad_left(k2, width, 2)]),
+            torch.cat([_pad_left(v1, width, 2), _pad_left(v2, width, 2)]),
+        )
+        for (k1, v1), (k2, v2) in zip(first.kv, second.kv, strict=True)
+    ]
+    mask = torch.cat([_pad_left(first.mask, width, 1), _pad_left(second.mask, width, 1)])
+    positions = torch.cat([first.positions, second.positions])
+    return _Batch(kv, mask, positions, first.rows + second.rows)
+
+
+def _top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """transformers' TopPLogitsWarper: keep the smallest set of tokens with mass ≥ top_p."""
+    sorted_logits, order = torch.sort(logits, descending=False, dim=-1)
+    cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+    remove = cumulative <= (1 - top_p)
+    remove[..., -1:] = False
+    return logits.masked_fill(remove.scatter(-1, order, remove), -float("inf"))
+
+
+class HFEngine(Engine):
+    """A transformers causal LM behind the engine interface."""
+
+    def __init__(
+        self,
+        pretrained: str,
+        *,
+        device: str = "cpu",
+        dtype: str = "float32",
+        attn_implementation: str | None = None,
+        max_batch_size: int = 32,
+        max_length: int | None = None,
+        batch_tokens: int = 8192,
+        prefix_cache_bytes: int = 2 << 30,
+        compile: bool = False,
+        trust_remote_code: bool = False,
+    ) -> None:
+        super().__init__()
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        started = time.perf_counter()
+        self.device = torch.device(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            pretrained, trust_remote_code=trust_remote_code
+        )
+        kwargs = {"dtype": getattr(torch, dtype) if dtype != "auto" else "auto"}
+        if attn_implementation:
+            kwargs["attn_implementation"] = attn_implementation
+        self.model = (
+            AutoModelForCausalLM.from_pretrained(
+                pretrained, trust_remote_code=trust_remote_code, **kwargs
+            )
+            .to(self.device)
+            .eval()
+        )
+        if compile:
+            self.model.forward = torch.compile(self.model.forward, dynamic=True)
+        self.max_batch_size = int(max_batch_size)
+        self.batch_tokens = int(batch_tokens)
+        self.prefix_cache_bytes = int(prefix_cache_bytes)
+        self._max_length = int(max_length) if max_length else self._model_max_length()
+        eos = {self.tokenizer.eos_token_id}
+        configured = getattr(self.model.generation_config, "eos_token_id", None)
+        eos.update(configured if isinstance(configured, list) else [configured])
+        self._eos = frozenset(int(t) for t in eos if t is not None)
+        self._prefixes: OrderedDict[int, _Prefix] = OrderedDict()
+        self._prefix_bytes = 0
+        self.counters.load_seconds += time.perf_counter() - started
+
+    def _model_max_length(self) -> int:
+        from lm_eval.models.utils import resolve_max_length
+
+        return int(resolve_max_length(self.model.config, self.tokenizer, default=2048))
+
+    # ------------------------------------------------------------------ tokens
+
+    @property
+    def max_length(self) -> int:
+        return self._max_length
+
+    @property
+    def eos_token_ids(self) -> frozenset[int]:
+        return self._eos
+
+    def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=add_special_tokens)
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(tokens), skip_special_tokens=True)
+
+    # ------------------------------------------------------------------ the model
+
+    @torch.no_grad()
+    def _extend(
+        self, rows: list[tuple[_Prefix | None, int, list[int]]], align: str, logits_to_keep: int
+    ) -> tuple[torch.Tensor, _Batch]:
+        """Run each row's new tokens after the first `r` tokens of its cached prefix.
+
+        `align="left"` pads the new tokens on the left, so every row's last token is in the
+        last column (the logits of the next token, for generation); `"right"` pads on the
+        right, so row i's new tokens sit at columns R … R+len−1 (for scoring them).
+        """
+        width_prefix = max(r for _, r, _ in rows)
+        width_new = max(len(new) for _, _, new in rows)
+        batch = len(rows)
+        mask = torch.zeros(batch, width_prefix + width_new, dtype=torch.long)
+        input_ids = torch.full((batch, width_new), self._pad_id, dtype=torch.long)
+        positions = torch.zeros(batch, width_new, dtype=torch.long)
+        for i, (_, r, new) in enumerate(rows):
+            mask[i, width_prefix - r : width_prefix] = 1
+            start = width_new - len(new) if align == "left" else 0
+            input_ids[i, start : start + len(new)] = torch.tensor(new)
+            mask[i, width_prefix + start : width_prefix + start + len(new)] = 1
+            positions[i, start : start + len(new)] = torch.arange(r, r + len(new))
+
+        from transformers import DynamicCache
+
+        cache = DynamicCache()
+        if width_prefix:
+            layers = len(next(p for p, r, _ in rows if r).kv)
+            kv = []
+            for layer in range(layers):
+                keys, values = [], []
+                for prefix, r, _ in rows:
+                    if r:
+                        k, v = prefix.kv[layer]
+                        keys.append(_pad_left(k[:, :r], width_prefix, 1))
+                        values.append(_pad_left(v[:, :r], width_prefix, 1))
+                    else:
+                        shape = next(p for p, r, _ in rows if r).kv[layer][0].shape
+                        empty = torch.zeros(
+                            shape[0], width_prefix, shape[2], dtype=self.model.dtype
+                        )
+                        keys.append(empty.to(self.device))
+                        values.append(empty.to(self.device))
+                kv.append((torch.stack(keys), torch.stack(values)))
+            cache = DynamicCache(ddp_cache_data=kv)
+        mask = mask.to(self.device)
+        output = self.model(
+            input_ids=input_ids.to(self.device),
+            attention_mask=mask,
+            position_ids=positions.to(self.device),
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=logits_to_keep,
+        )
+        self.counters.forward_passes += 1
+        self.counters.forward_tokens += sum(len(new) for _, _, new in rows)
+        kv = [(layer.keys, layer.values) for layer in output.past_key_values.layers]
+        next_positions = torch.tensor([r + len(new) for _, r, new in rows], device=self.device)
+        return output.logits, _Batch(kv, mask, next_positions, [])
+
+    @property
+    def _pad_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return int(pad if pad is not None else next(iter(self._eos)))
+
+    @torch.no_grad()
+    def _decode_step(self, batch: _Batch, tokens: torch.Tensor) -> torch.Tensor:
+        from transformers import DynamicCache
+
+        mask = torch.cat([batch.mask, batch.mask.new_ones(len(batch.rows), 1)], dim=1)
+        output = self.model(
+            input_ids=tokens[:, None],
+            attention_mask=mask,
+            position_ids=batch.positions[:, None],
+            past_key_values=DynamicCache(ddp_cache_data=batch.kv),
+            use_cache=True,
+        )
+        self.counters.forward_passes += 1
+        self.counters.forward_tokens += len(batch.rows)
+        batch.kv = [(layer.keys, layer.values) for layer in output.past_key_values.layers]
+        batch.mask = mask
+        batch.positions = batch.positions + 1
+        return output.logits[:, -1]
+
+    # ------------------------------------------------------------------ the prefix cache
+
+    def _row_prefix(self, batch: _Batch, row: int, tokens: list[int]) -> _Prefix:
+        columns = batch.mask[row].bool()
+        kv = [(k[row][:, columns].clone(), v[row][:, columns].clone()) for k, v in batch.kv]
+        return _Prefix(np.asarray(tokens, dtype=np.int64), kv)
+
+    def _remember(self, prefix: _Prefix) -> None:
+        if self.prefix_cache_bytes <= 0:
+            return
+        self._prefixes[id(prefix)] = prefix
+        self._prefix_bytes += prefix.nbytes
+        while self._prefix_bytes > self.prefix_cache_bytes and len(self._prefixes) > 1:
+            _, evicted = self._prefixes.popitem(last=False)
+            self._prefix_bytes -= evicted.nbytes
+
+    def _longest_prefix(self, tokens: list[int], limit: int) -> tuple[_Prefix | None, int]:
+        """The cached sequence sharing the longest prefix with `tokens`, up to `limit` tokens."""
+        query = np.asarray(tokens[:limit], dtype=np.int64)
+        best, best_length = None, 0
+        for prefix in self._prefixes.values():
+            m = min(len(prefix.tokens), len(query))
+            if m <= best_length:
+                continue
+            equal = prefix.tokens[:m] == query[:m]
+            length = m if bool(equal.all()) else int(equal.argmin())
+            if length > best_length:
+                best, best_length = prefix, length
+        if best is not None:
+            self._prefixes.move_to_end(id(best))
+        return best, best_length
+
+    def clear_prefix_cache(self) -> None:
+        self._prefixes.clear()
+        self._prefix_bytes = 0
+
+    def _chunks(self, items: list, length) -> list[list]:
+        """Consecutive groups of at most max_batch_size items and about batch_tokens tokens."""
+        chunks, current, widest = [], [], 0
+        for item in items:
+            widest_after = max(widest, length(item))
+            if current and (
+                len(current) >= self.max_batch_size
+                or widest_after * (len(current) + 1) > self.batch_tokens
+            ):
+                chunks.append(current)
+                current, widest_after = [], length(item)
+            current.append(item)
+            widest = widest_after
+        if current:
+            chunks.append(current)
+        return chunks
+
+    # ------------------------------------------------------------------ generation
+
+    def _choose(self, logits: torch.Tensor, rows: list[_Row], spec: SamplingSpec) -> list[int]:
+        if not spec.do_sample:
+            return logits.argmax(dim=-1).tolist()
+        logits = logits.float() / spec.temperature
+        if spec.top_p < 1.0:
+            logits = _top_p_filter(logits, spec.top_p)
+        probs = logits.softmax(dim=-1).cpu()
+        return [
+            int(torch.multinomial(probs[i], 1, generator=row.generator))
+            for i, row in enumerate(rows)
+        ]
+
+    def _finished(self, row: _Row, spec: SamplingSpec, stop_window: int) -> bool:
+        if row.generated[-1] in self._eos or len(row.generated) >= spec.max_new_tokens:
+            return True
+        if not spec.stop:
+            return False
+        tail = self.detokenize(row.generated[-stop_window:])
+        return any(s in tail for s in spec.stop if s)
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], spec: SamplingSpec
+    ) -> list[list[Generation]]:
+        prompt_limit = max(1, self.max_length - spec.max_new_tokens)
+        prompts = [self.tokenize(r.prompt)[-prompt_limit:] or [self._pad_id] for r in requests]
+        # A stop string of c characters spans at most c tokens, plus a partial one each side.
+        stop_window = max((len(s) for s in spec.stop), default=0) + 2
+        results: list[list[Generation | None]] = [[None] * r.n for r in requests]
+        # Longest prompts first: a memory peak shows at once, and prefills group similar lengths.
+        waiting = deque(sorted(range(len(requests)), key=lambda i: -len(prompts[i])))
+        batch: _Batch | None = None
+        refill_at = max(1, self.max_batch_size // 4)
+        while waiting or (batch is not None and batch.rows):
+            running = len(batch.rows) if batch is not None else 0
+            free = self.max_batch_size - running
+            if waiting and (running == 0 or free >= refill_at):
+                joining, rows_needed = [], 0
+                while waiting and (
+                    not joining
+                    or (
+                        rows_needed + requests[waiting[0]].n <= free
+                        and len(prompts[joining[0]]) * (len(joining) + 1) <= self.batch_tokens
+                    )
+                ):
+                    joining.append(waiting.popleft())
+                    rows_needed += requests[joining[-1]].n
+                batch, tokens = self._join(batch, joining, prompts, requests, spec)
+            else:
+                started = time.perf_counter()
+                logits = self._decode_step(batch, tokens)
+                tokens_list = self._choose(logits, batch.rows, spec)
+                for row, token in zip(batch.rows, tokens_list, strict=True):
+                    row.generated.append(token)
+                self.counters.decode_tokens += len(batch.rows)
+                self.counters.decode_seconds += time.perf_counter() - started
+                tokens = torch.tensor(tokens_list, device=self.device)
+            done = [i for i, row in enumerate(batch.rows) if self._finished(row, spec, stop_window)]
+            if done:
+                for i in done:
+                    row = batch.rows[i]
+                    results[row.request][row.sample] = self.cut(row.generated, spec.stop)
+                    self.counters.generated_tokens += results[row.request][row.sample].tokens
+                    # The cache holds the prompt and every generated token but the last.
+                    self._remember(self._row_prefix(batch, i, row.prompt + row.generated[:-1]))
+                keep = [i for i in range(len(batch.rows)) if i not in set(done)]
+                batch = batch.select(keep) if keep else None
+                tokens = tokens[keep] if keep else None
+        return results  # type: ignore[return-value]
+
+    def _join(
+        self,
+        batch: _Batch | None,
+        joining: list[int],
+        prompts: list[list[int]],
+        requests: Sequence[GenerationRequest],
+        spec: SamplingSpec,
+    ) -> tuple[_Batch, torch.Tensor]:
+        """Prefill the joining prompts once each, give each its n samples' rows, merge."""
+        started = time.perf_counter()
+        rows_in = []
+        for i in joining:
+            # At least the last prompt token runs: its logits give the first new token.
+            prefix, r = self._longest_prefix(prompts[i], len(prompts[i]) - 1)
+            rows_in.append((prefix, r, prompts[i][r:]))
+            self.counters.reused_tokens += r
+        logits, fresh = self._extend(rows_in, align="left", logits_to_keep=1)
+        self.counters.prefill_tokens += sum(len(new) for _, _, new in rows_in)
+        repeats = torch.tensor([requests[i].n for i in joining], device=self.device)
+        fresh = _Batch(
+            kv=[
+                (k.repeat_interleave(repeats, dim=0), v.repeat_interleave(repeats, dim=0))
+                for k, v in fresh.kv
+            ],
+            mask=fresh.mask.repeat_interleave(repeats, dim=0),
+            positions=fresh.positions.repeat_interleave(repeats, dim=0),
+            rows=[
+                _Row(
+                    request=i,
+                    sample=j,
+                    prompt=prompts[i],
+                    generator=(
+                        torch.Generator().manual_seed(spec.sample_seed(requests[i].key, j))
+                        if spec.do_sample
+                        else None
+                    ),
+                )
+                for i in joining
+                for j in range(requests[i].n)
+            ],
+        )
+        first = logits[:, -1].repeat_interleave(repeats, dim=0)
+        tokens_list = self._choose(first, fresh.rows, spec)
+        for row, token in zip(fresh.rows, tokens_list, strict=True):
+            row.generated.append(token)
+        self.counters.prefill_seconds += time.perf_counter() - started
+        merged = _merge(batch, fresh)
+        previous = [] if batch is None else [r.generated[-1] for r in batch.rows]
+        return merged, torch.tensor(previous + tokens_list, device=self.device)
+
+    # ------------------------------------------------------------------ scoring
+
+    @torch.no_grad()
+    def score(self, requests: Sequence[ScoreRequest]) -> list[list[tuple[float, bool]]]:
+        started = time.perf_counter()
+        # Each (context, continuation) pair tokenized as lm-eval does; the continuations of one
+        # request normally share the context's tokens, and each distinct context is one group.
+        groups: dict[tuple[int, ...], list[tuple[int, int, list[int]]]] = {}
+        for i, request in enumerate(requests):
+            for j, continuation in enumerate(request.continuations):
+                context, tokens = self.encode_pair(request.context, continuation)
+                if not context:  # lm-eval conditions an empty context on the EOS token
+                    context = [next(iter(self._eos))]
+                groups.setdefault(tuple(context), []).append((i, j, tokens))
+        contexts = []
+        for context, members in groups.items():
+            widest = max(len(tokens) for _, _, tokens in members)
+            contexts.append((list(context)[-(self.max_length - widest) :], members))
+
+        # Every context but its last token, computed once (or found in the prefix cache).
+        heads: list[tuple[_Prefix | None, int]] = []
+        missing = []
+        for index, (context, _) in enumerate(contexts):
+            prefix, r = self._longest_prefix(context, len(context) - 1)
+            self.counters.reused_tokens += r
+            heads.append((prefix, r))
+            if r < len(context) - 1:
+                missing.append(index)
+        for chunk in self._chunks(missing, lambda index: len(contexts[index][0])):
+            rows = [
+                (heads[index][0], heads[index][1], contexts[index][0][heads[index][1] : -1])
+                for index in chunk
+            ]
+            _, computed = self._extend(rows, align="left", logits_to_keep=1)
+            self.counters.scoring_tokens += sum(len(new) for _, _, new in rows)
+            for row, index in enumerate(chunk):
+                prefix = self._row_prefix(computed, row, contexts[index][0][:-1])
+                heads[index] = (prefix, len(prefix.tokens))
+                self._remember(prefix)
+
+        # Then every continuation after its context's last token, batched across questions.
+        results: list[list[tuple[float, bool] | None]] = [
+            [None] * len(r.continuations) for r in requests
+        ]
+        pairs = [
+            (index, member) for index, (_, members) in enumerate(contexts) for member in members
+        ]
+        for chunk in self._chunks(pairs, lambda pair: len(contexts[pair[0]][0]) + len(pair[1][2])):
+            rows = [
+                (heads[index][0], heads[index][1], [contexts[index][0][-1], *tokens])
+                for index, (_, _, tokens) in chunk
+            ]
+            logits, _ = self._extend(rows, align="right", logits_to_keep=0)
+            self.counters.scoring_tokens += sum(len(new) for _, _, new in rows)
+            logprobs = torch.log_softmax(logits.float(), dim=-1)
+            for row, (_, (i, j, tokens)) in enumerate(chunk):
+                target = torch.tensor(tokens, device=logprobs.device)
+                scores = logprobs[row, : len(tokens)]
+                loglik = float(scores.gather(1, target[:, None]).sum())
+                results[i][j] = (loglik, bool((scores.argmax(dim=-1) == target).all()))
+        self.counters.scoring_seconds += time.perf_counter() - started
+        return results  # type: ignore[return-value]

@@ -1,0 +1,205 @@
+"""Strategies: how one question's answer comes from engine calls, and what it cost.
+
+A strategy turns questions into the engine's two primitives (`generate`, `score`) and returns,
+per question, the choice scores (or the free-form text), the generations it drew and a
+`RequestCost` of measured token counts. It never imports transformers or lm-eval, so a new
+strategy is one new class here, tested on constructed inputs and end to end on a real engine.
+
+- `Direct`: the paper's direct format, each choice scored after the question;
+- `Hybrid`: the paper's hybrid format, k rationales per question (one prefill, k samples), each
+  followed by the answer prefix and every choice scored; the k samples' scores combined by a
+  vote rule (`VOTES`): one sample passes through unchanged;
+- `FreeForm`: generate the answer after the trigger (GSM8K); the task's filters extract it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from thinkcost.costs import RequestCost
+from thinkcost.engines.base import (
+    Engine,
+    Generation,
+    GenerationRequest,
+    SamplingSpec,
+    ScoreRequest,
+)
+
+
+@dataclass(frozen=True)
+class Question:
+    """One question: its context, its choices (none for free-form) and extra stop strings."""
+
+    key: str  # the question's identity: it seeds its samples and names its checkpoint record
+    context: str
+    choices: tuple[str, ...] = ()
+    stop: tuple[str, ...] = ()
+
+
+@dataclass
+class Answer:
+    scores: list[tuple[float, bool]] = field(default_factory=list)  # per choice
+    text: str = ""  # the free-form answer
+    generations: list[Generation] = field(default_factory=list)
+    cost: RequestCost = field(
+        default_factory=lambda: RequestCost(task="", doc_id=-1, prompt_tokens=0)
+    )
+
+
+# ---------------------------------------------------------------------------- votes
+
+
+def vote_majority(per_sample: np.ndarray) -> list[tuple[float, bool]]:
+    """Each sample votes for its most likely choice (self-consistency).
+
+    `per_sample` is samples × choices log-likelihoods. The returned score is votes plus a
+    tie-break in [0, 0.5) from the marginal choice distribution: it orders choices correctly
+    but is not a log-likelihood, so use the `acc` metric with voting.
+    """
+    marginal = _marginal(per_sample)
+    votes = np.bincount(per_sample.argmax(axis=1), minlength=per_sample.shape[1])
+    tie_break = 0.5 * np.exp(marginal - np.logaddexp.reduce(marginal))
+    return [(float(v + t), False) for v, t in zip(votes, tie_break, strict=True)]
+
+
+def vote_marginal(per_sample: np.ndarray) -> list[tuple[float, bool]]:
+    """The log of each choice's mean probability over the samples."""
+    return [(float(m), False) for m in _marginal(per_sample)]
+
+
+def _marginal(per_sample: np.ndarray) -> np.ndarray:
+    return np.logaddexp.reduce(per_sample, axis=0) - math.log(per_sample.shape[0])
+
+
+VOTES = {"majority": vote_majority, "marginal": vote_marginal}
+
+
+# ---------------------------------------------------------------------------- strategies
+
+
+def generation_prompt(context: str, trigger: str) -> str:
+    """The question as the model sees it before it starts generating."""
+    if not trigger:
+        return context
+    separator = "" if not context or context[-1].isspace() else " "
+    return f"{context}{separator}{trigger}"
+
+
+def scoring_context(prompt: str, rationale: str, answer_prefix: str) -> str:
+    """What the choices are scored after: prompt, rationale, then the answer prefix."""
+    body = f"{prompt}{rationale}".rstrip()
+    return f"{body} {answer_prefix}" if answer_prefix else body
+
+
+def _prompt_cost(engine: Engine, prompt: str) -> RequestCost:
+    tokens = len(engine.tokenize(prompt))
+    return RequestCost(
+        task="", doc_id=-1, prompt_tokens=tokens, truncated=tokens > engine.max_length
+    )
+
+
+def _choice_tokens(engine: Engine, choices: Sequence[str]) -> list[int]:
+    return [len(engine.tokenize(choice, add_special_tokens=False)) for choice in choices]
+
+
+@dataclass(frozen=True)
+class Direct:
+    """Each choice scored after the question: no generation."""
+
+    def answer(self, engine: Engine, questions: Sequence[Question]) -> list[Answer]:
+        scores = engine.score([ScoreRequest(q.context, q.choices) for q in questions])
+        answers = []
+        for question, choice_scores in zip(questions, scores, strict=True):
+            cost = _prompt_cost(engine, question.context)
+            cost.answer = [_choice_tokens(engine, question.choices)]
+            answers.append(Answer(scores=choice_scores, cost=cost))
+        return answers
+
+
+@dataclass(frozen=True)
+class Hybrid:
+    """k rationales per question, then every choice scored after each; a vote combines them."""
+
+    spec: SamplingSpec
+    trigger: str = ""
+    answer_prefix: str = "The answer is:"
+    num_samples: int = 1
+    vote: str = "majority"
+
+    def __post_init__(self) -> None:
+        if self.vote not in VOTES:
+            raise ValueError(f"vote must be one of {sorted(VOTES)}, not {self.vote!r}")
+
+    def answer(self, engine: Engine, questions: Sequence[Question]) -> list[Answer]:
+        prompts = [generation_prompt(q.context, self.trigger) for q in questions]
+        generations = engine.generate(
+            [
+                GenerationRequest(p, self.num_samples, q.key)
+                for p, q in zip(prompts, questions, strict=True)
+            ],
+            self.spec,
+        )
+        scored = engine.score(
+            [
+                ScoreRequest(scoring_context(prompt, g.text, self.answer_prefix), q.choices)
+                for q, prompt, samples in zip(questions, prompts, generations, strict=True)
+                for g in samples
+            ]
+        )
+        prefix_tokens = (
+            len(engine.tokenize(" " + self.answer_prefix, add_special_tokens=False))
+            if self.answer_prefix
+            else 0
+        )
+        answers, position = [], 0
+        for question, prompt, samples in zip(questions, prompts, generations, strict=True):
+            per_sample = scored[position : position + len(samples)]
+            position += len(samples)
+            loglik = np.array([[s for s, _ in choice_scores] for choice_scores in per_sample])
+            cost = _prompt_cost(engine, prompt)
+            cost.generated = [g.tokens for g in samples]
+            choice_tokens = _choice_tokens(engine, question.choices)
+            cost.answer = [[prefix_tokens + t for t in choice_tokens] for _ in samples]
+            answers.append(
+                Answer(
+                    # One sample's log-likelihoods pass through, so acc_norm stays valid.
+                    scores=per_sample[0] if len(samples) == 1 else VOTES[self.vote](loglik),
+                    generations=samples,
+                    cost=cost,
+                )
+            )
+        return answers
+
+
+@dataclass(frozen=True)
+class FreeForm:
+    """The answer generated after the trigger; it stops at the question's own stop strings too."""
+
+    spec: SamplingSpec
+    trigger: str = ""
+
+    def answer(self, engine: Engine, questions: Sequence[Question]) -> list[Answer]:
+        answers: list[Answer | None] = [None] * len(questions)
+        # Questions with the same stop strings share one generate call (one sampling spec).
+        by_stop: dict[tuple[str, ...], list[int]] = {}
+        for index, question in enumerate(questions):
+            by_stop.setdefault(question.stop, []).append(index)
+        for stop, members in by_stop.items():
+            spec = SamplingSpec(**{**self.spec.__dict__, "stop": (*stop, *self.spec.stop)})
+            prompts = [generation_prompt(questions[i].context, self.trigger) for i in members]
+            generations = engine.generate(
+                [
+                    GenerationRequest(p, 1, questions[i].key)
+                    for p, i in zip(prompts, members, strict=True)
+                ],
+                spec,
+            )
+            for index, prompt, samples in zip(members, prompts, generations, strict=True):
+                cost = _prompt_cost(engine, prompt)
+                cost.generated, cost.answer = [samples[0].tokens], [[]]
+                answers[index] = Answer(text=samples[0].text, generations=samples, cost=cost)
+        return answers  # type: ignore[return-value]
