@@ -1,0 +1,127 @@
+"""The hf engine on the real SmolLM2-135M-Instruct, against plain transformers.
+
+The engine's fast path (continuous batching, one prefill shared by k samples, scoring on cached
+prefixes) must give what the straightforward path gives: transformers' own greedy `generate`,
+one prompt at a time, and one plain forward pass over context + continuation.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from thinkcost.engines import GenerationRequest, SamplingSpec, ScoreRequest, load_engine
+
+PROMPTS = [
+    "Q: Is the sky blue on a clear day?\nA: Let's think step by step.",
+    "Q: What is 2+3?\nA: Let's think step by step.",
+    "Q: Name a color.\nA:",
+    "Q: Which is heavier, a feather or a brick?\nA: Let's think step by step.",
+    "Hello",
+    "Q: Alice has 3 apples and gives one away. How many are left?\nA: Let's think step by step.",
+]
+T = 24
+STOP = ("Q:",)
+
+
+@pytest.fixture(scope="module")
+def reference(smollm2_dir):
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    model = AutoModelForCausalLM.from_pretrained(smollm2_dir, dtype=torch.float32).eval()
+    return tokenizer, model
+
+
+def engine(model_dir, **options):
+    return load_engine("hf", str(model_dir), device="cpu", dtype="float32", **options)
+
+
+def plain_loglikelihood(tokenizer, model, context: str, continuation: str) -> float:
+    """log p(continuation | context), tokenized as lm-eval does, from one forward pass."""
+    context_ids = tokenizer(context).input_ids
+    whole = tokenizer(context + continuation).input_ids
+    with torch.no_grad():
+        logprobs = torch.log_softmax(model(torch.tensor([whole])).logits[0].float(), dim=-1)
+    return float(sum(logprobs[i - 1, whole[i]] for i in range(len(context_ids), len(whole))))
+
+
+def test_greedy_generation_equals_transformers_generate(smollm2_dir, reference):
+    tokenizer, model = reference
+    # Two rows at a time for six prompts: sequences finish at different steps and waiting
+    # prompts join a batch that is already decoding.
+    fast = engine(smollm2_dir, max_batch_size=2)
+    generations = fast.generate([GenerationRequest(p) for p in PROMPTS], SamplingSpec(T, STOP))
+    for prompt, (generation,) in zip(PROMPTS, generations, strict=True):
+        ids = tokenizer(prompt, return_tensors="pt").input_ids
+        with torch.no_grad():
+            greedy = model.generate(ids, max_new_tokens=T, do_sample=False)[0, ids.shape[1] :]
+        assert generation == fast.cut(greedy.tolist(), STOP)
+    lengths = {g.tokens for (g,) in generations}
+    assert len(lengths) > 2, f"the prompts should stop at different lengths: {lengths}"
+    assert {g.stopped_by for (g,) in generations} >= {"eos", "length"}
+
+
+def test_scores_equal_plain_forward_passes_with_and_without_cached_prefixes(
+    smollm2_dir, reference
+):
+    tokenizer, model = reference
+    fast = engine(smollm2_dir, max_batch_size=4)
+    generations = fast.generate([GenerationRequest(p) for p in PROMPTS], SamplingSpec(T, STOP))
+    requests = [
+        ScoreRequest(f"{p}{g.text}".rstrip() + " The answer is:", (" yes", " no", " 5"))
+        for p, (g,) in zip(PROMPTS, generations, strict=True)
+    ]
+    cached = fast.score(requests)
+    # The rationales' keys and values were reused: only the answer prefix and choices ran.
+    assert fast.counters.reused_tokens > 0.8 * sum(len(tokenizer(r.context).input_ids) for r in requests)
+    uncached = engine(smollm2_dir, max_batch_size=4, prefix_cache_bytes=0).score(requests)
+    for request, with_cache, without in zip(requests, cached, uncached, strict=True):
+        for continuation, (loglik, _), (loglik_fresh, _) in zip(
+            request.continuations, with_cache, without, strict=True
+        ):
+            expected = plain_loglikelihood(tokenizer, model, request.context, continuation)
+            assert loglik == pytest.approx(expected, abs=1e-3, rel=1e-4)
+            assert loglik_fresh == pytest.approx(expected, abs=1e-3, rel=1e-4)
+
+
+def test_greedy_flag_marks_the_models_own_continuation(smollm2_dir, reference):
+    tokenizer, model = reference
+    context = "The capital of France is"
+    ids = tokenizer(context, return_tensors="pt").input_ids
+    with torch.no_grad():
+        greedy = model.generate(ids, max_new_tokens=2, do_sample=False)[0, ids.shape[1] :]
+    own = tokenizer.decode(greedy)
+    ((_, is_greedy), (_, other_greedy)) = engine(smollm2_dir).score(
+        [ScoreRequest(context, (own, " banana banana"))]
+    )[0]
+    assert is_greedy and not other_greedy
+
+
+def test_samples_are_seeded_per_question_whatever_the_batch_or_order(smollm2_dir):
+    spec = SamplingSpec(12, STOP, do_sample=True, temperature=1.0, seed=7)
+    requests = [GenerationRequest(p, n=3, key=f"q{i}") for i, p in enumerate(PROMPTS[:4])]
+    together = engine(smollm2_dir, max_batch_size=12).generate(requests, spec)
+    # One row at a time, in reverse order: another schedule, other batch shapes.
+    reversed_one_by_one = engine(smollm2_dir, max_batch_size=1).generate(requests[::-1], spec)
+    # A resumed cell: only the last question is left.
+    resumed = engine(smollm2_dir, max_batch_size=4).generate(requests[3:], spec)
+    assert reversed_one_by_one[::-1] == together
+    assert resumed == together[3:]
+    assert len({g.text for g in together[0]}) > 1, "three samples, one text: not sampling"
+    # Another seed draws other samples.
+    other = engine(smollm2_dir).generate(requests[:1], SamplingSpec(12, STOP, True, 1.0, 1.0, 8))
+    assert other[0] != together[0]
+
+
+def test_k_samples_share_one_prefill(smollm2_dir, reference):
+    """Counted by hand: the prompt's P tokens run once; sample j then runs one decode step per
+    generated token but the last (whose key and value nobody needs)."""
+    tokenizer, _ = reference
+    prompt = PROMPTS[0]
+    fast = engine(smollm2_dir)
+    spec = SamplingSpec(8, (), do_sample=True, seed=3)
+    (samples,) = fast.generate([GenerationRequest(prompt, n=3, key="q")], spec)
+    prompt_tokens = len(tokenizer(prompt).input_ids)
+    assert fast.counters.prefill_tokens == prompt_tokens
+    assert fast.counters.forward_tokens == prompt_tokens + sum(g.tokens - 1 for g in samples)
+    assert fast.counters.forward_passes == 1 + max(g.tokens for g in samples) - 1
