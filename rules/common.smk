@@ -105,8 +105,20 @@ def get_cell(wildcards):
         "limit": get_task_limit(wildcards.task),
         "num_fewshot": task.get("num_fewshot"),
         "knobs": config["optimizations"][wildcards.optimization],
-        "evaluation": config["evaluation"],
+        # How jobs are grouped changes no result, so it does not invalidate a cell.
+        "evaluation": {
+            key: value
+            for key, value in config["evaluation"].items()
+            if key != "group_by_model"
+        },
     }
+
+
+def get_evaluate_group(wildcards):
+    """One cluster job per model when `evaluation.group_by_model` is set (none otherwise)."""
+    if config["evaluation"]["group_by_model"]:
+        return f"evaluate_{wildcards.model}"
+    return None
 
 
 # ---------------------------------------------------------------------------- resources

@@ -10,6 +10,8 @@ rule evaluate:
         "results/logs/evaluate/{model}/{task}/{optimization}.log",
     benchmark:
         "results/benchmarks/evaluate/{model}/{task}/{optimization}.tsv"
+    group:
+        get_evaluate_group
     conda:
         "../envs/evaluate.yaml"
     threads: 2

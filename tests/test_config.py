@@ -56,7 +56,9 @@ def with_change(path: str, value) -> dict:
 def test_defaults_come_from_the_schema():
     config = validate(BASE)
     assert config["evaluation"]["max_new_tokens"] == 256
-    assert config["evaluation"]["batch_size"] == 8
+    assert config["evaluation"]["batch_size"] == 32
+    assert config["evaluation"]["engine"] == "hf"
+    assert config["evaluation"]["group_by_model"] is False
     assert config["optimizations"]["standard"]["format"] == "hybrid"
     assert config["optimizations"]["standard"]["answer_prefix"] == "The answer is:"
     assert config["optimizations"]["cot"]["do_sample"] is False
