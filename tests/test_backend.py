@@ -244,3 +244,28 @@ def test_a_retried_job_resumes_from_its_checkpoint(smollm2_dir, tmp_path):
     other = backend(smollm2_dir, **{**knobs, "trigger": ""}, checkpoint=str(checkpoint))
     other.loglikelihood(instances(QUESTIONS[:1]))
     assert other.resumed_requests == 0
+
+
+def test_a_resumed_sampled_cell_draws_the_samples_of_an_uninterrupted_run(smollm2_dir, tmp_path):
+    """Samples are seeded per question: the questions left after a kill are drawn exactly as
+    they would have been, though they now run in another batch, after other questions."""
+    knobs = {
+        "trigger": TRIGGER,
+        "max_new_tokens": T,
+        "do_sample": True,
+        "num_samples": 2,
+        "seed": 11,
+        "questions_per_checkpoint": 1,
+    }
+    uninterrupted = backend(smollm2_dir, batch_size=8, **knobs)
+    uninterrupted.loglikelihood(instances(QUESTIONS))
+
+    checkpoint = tmp_path / "checkpoint.jsonl"
+    first = backend(smollm2_dir, batch_size=2, **knobs, checkpoint=str(checkpoint))
+    first.loglikelihood(instances(QUESTIONS))
+    lines = checkpoint.read_text().splitlines()
+    checkpoint.write_text("\n".join(lines[:2]) + "\n")  # killed after the first question
+    resumed = backend(smollm2_dir, batch_size=1, **knobs, checkpoint=str(checkpoint))
+    resumed.loglikelihood(instances(QUESTIONS))
+    assert resumed.resumed_requests == 1
+    assert resumed.rationales == uninterrupted.rationales

@@ -166,6 +166,15 @@ class HFEngine(Engine):
         configured = getattr(self.model.generation_config, "eos_token_id", None)
         eos.update(configured if isinstance(configured, list) else [configured])
         self._eos = frozenset(int(t) for t in eos if t is not None)
+        # The batch layout puts masked columns between a row's tokens, so a sliding window
+        # measured in columns would not be one in tokens: refuse sequences that reach it.
+        text_config = self.model.config.get_text_config()
+        self._sliding_window = (
+            getattr(text_config, "sliding_window", None)
+            if "sliding_attention" in (getattr(text_config, "layer_types", None) or [])
+            or getattr(text_config, "use_sliding_window", False)
+            else None
+        )
         self._prefixes: OrderedDict[int, _Prefix] = OrderedDict()
         self._prefix_bytes = 0
         self.counters.load_seconds += time.perf_counter() - started
@@ -238,6 +247,7 @@ class HFEngine(Engine):
                         values.append(empty.to(self.device))
                 kv.append((torch.stack(keys), torch.stack(values)))
             cache = DynamicCache(ddp_cache_data=kv)
+        self._check_window(mask.shape[1])
         mask = mask.to(self.device)
         output = self.model(
             input_ids=input_ids.to(self.device),
@@ -253,6 +263,14 @@ class HFEngine(Engine):
         next_positions = torch.tensor([r + len(new) for _, r, new in rows], device=self.device)
         return output.logits, _Batch(kv, mask, next_positions, [])
 
+    def _check_window(self, columns: int) -> None:
+        if self._sliding_window and columns > self._sliding_window:
+            raise ValueError(
+                f"a batch of {columns} columns reaches the model's sliding attention window "
+                f"({self._sliding_window} tokens), which the hf engine does not support; "
+                "lower max_new_tokens or batch_size, or use lm-eval's hf model"
+            )
+
     @property
     def _pad_id(self) -> int:
         pad = self.tokenizer.pad_token_id
@@ -263,6 +281,7 @@ class HFEngine(Engine):
         from transformers import DynamicCache
 
         mask = torch.cat([batch.mask, batch.mask.new_ones(len(batch.rows), 1)], dim=1)
+        self._check_window(mask.shape[1])
         output = self.model(
             input_ids=tokens[:, None],
             attention_mask=mask,
