@@ -45,12 +45,15 @@ def plain_loglikelihood(tokenizer, model, context: str, continuation: str) -> fl
     return float(sum(logprobs[i - 1, whole[i]] for i in range(len(context_ids), len(whole))))
 
 
-def test_greedy_generation_equals_transformers_generate(smollm2_dir, reference):
+@pytest.mark.parametrize("draft_tokens", [0, 4])
+def test_greedy_generation_equals_transformers_generate(smollm2_dir, reference, draft_tokens):
     tokenizer, model = reference
     # Two rows at a time for six prompts: sequences finish at different steps and waiting
-    # prompts join a batch that is already decoding.
-    fast = engine(smollm2_dir, max_batch_size=2)
+    # prompts join a batch that is already decoding; with drafts, rows advance unequally.
+    fast = engine(smollm2_dir, max_batch_size=2, draft_tokens=draft_tokens)
     generations = fast.generate([GenerationRequest(p) for p in PROMPTS], SamplingSpec(T, STOP))
+    if draft_tokens:
+        assert 0 < fast.counters.accepted_draft_tokens <= fast.counters.draft_tokens
     for prompt, (generation,) in zip(PROMPTS, generations, strict=True):
         ids = tokenizer(prompt, return_tensors="pt").input_ids
         with torch.no_grad():
@@ -59,6 +62,18 @@ def test_greedy_generation_equals_transformers_generate(smollm2_dir, reference):
     lengths = {g.tokens for (g,) in generations}
     assert len(lengths) > 2, f"the prompts should stop at different lengths: {lengths}"
     assert {g.stopped_by for (g,) in generations} >= {"eos", "length"}
+
+
+def test_prompt_lookup_saves_decode_steps_not_tokens(smollm2_dir):
+    spec = SamplingSpec(48, STOP)
+    requests = [GenerationRequest(p) for p in PROMPTS]
+    plain, drafted = engine(smollm2_dir, draft_tokens=0), engine(smollm2_dir, draft_tokens=4)
+    assert drafted.generate(requests, spec) == plain.generate(requests, spec)
+    assert drafted.counters.generated_tokens == plain.counters.generated_tokens
+    # Every confirmed draft token is a decode step that did not run.
+    saved = plain.counters.forward_passes - drafted.counters.forward_passes
+    assert saved > 0
+    assert drafted.counters.accepted_draft_tokens >= saved
 
 
 def test_scores_equal_plain_forward_passes_with_and_without_cached_prefixes(smollm2_dir, reference):

@@ -111,6 +111,7 @@ def backend_arguments(
         max_new_tokens=knobs.get("max_new_tokens") or evaluation["max_new_tokens"],
         seed=evaluation["seed"],
         compile=bool(knobs.get("compile", False)),
+        draft_tokens=evaluation.get("draft_tokens", 4),
     )
     if evaluation.get("max_length"):
         arguments["max_length"] = evaluation["max_length"]

@@ -84,6 +84,8 @@ class EngineCounters:
     scoring_tokens: int = 0
     reused_tokens: int = 0  # context tokens a score found already computed
     generated_tokens: int = 0
+    draft_tokens: int = 0  # prompt-lookup tokens proposed to greedy decoding …
+    accepted_draft_tokens: int = 0  # … and confirmed by the model
     load_seconds: float = 0.0
     prefill_seconds: float = 0.0
     decode_seconds: float = 0.0

@@ -119,6 +119,7 @@ class _Row:
     prompt: list[int]
     generator: torch.Generator | None
     generated: list[int] = field(default_factory=list)
+    added: int = 1  # tokens the last step appended
 
 
 @dataclass
@@ -197,6 +198,7 @@ class HFEngine(Engine):
         max_length: int | None = None,
         batch_tokens: int = 8192,
         prefix_cache_bytes: int = 2 << 30,
+        draft_tokens: int = 4,
         compile: bool = False,
         trust_remote_code: bool = False,
     ) -> None:
@@ -223,6 +225,8 @@ class HFEngine(Engine):
         self.max_batch_size = int(max_batch_size)
         self.batch_tokens = int(batch_tokens)
         self.prefix_cache_bytes = int(prefix_cache_bytes)
+        # Greedy decoding verifies up to this many prompt-lookup draft tokens per step (0: off).
+        self.draft_tokens = int(draft_tokens)
         self._max_length = int(max_length) if max_length else self._model_max_length()
         eos = {self.tokenizer.eos_token_id}
         configured = getattr(self.model.generation_config, "eos_token_id", None)
@@ -339,22 +343,86 @@ class HFEngine(Engine):
         return int(pad if pad is not None else next(iter(self._eos)))
 
     @torch.no_grad()
-    def _decode_step(self, batch: _Batch, tokens: torch.Tensor) -> torch.Tensor:
-        mask = torch.cat([batch.mask, batch.mask.new_ones(len(batch.rows), 1)], dim=1)
+    def _decode_step(self, batch: _Batch, tokens: torch.Tensor, fed: torch.Tensor) -> torch.Tensor:
+        """Run `tokens` [rows, width] after each row's cache (`fed` marks the real ones); the
+        logits of every position. The batch's cache, mask and positions take the new columns."""
+        width = tokens.shape[1]
+        mask = torch.cat([batch.mask, fed.to(batch.mask)], dim=1)
         self._check_window(mask.shape[1])
+        positions = batch.positions[:, None] + torch.arange(width, device=self.device)
         output = self.model(
-            input_ids=tokens[:, None],
+            input_ids=tokens,
             attention_mask=mask,
-            position_ids=batch.positions[:, None],
+            position_ids=positions,
             past_key_values=batch.cache,
             use_cache=True,
         )
         self.counters.forward_passes += 1
-        self.counters.forward_tokens += len(batch.rows)
+        self.counters.forward_tokens += int(fed.sum())
         batch.kv = [(layer.keys, layer.values) for layer in batch.cache.layers]
         batch.mask = mask
-        batch.positions = batch.positions + 1
-        return output.logits[:, -1]
+        return output.logits
+
+    def _draft(self, row: _Row, spec: SamplingSpec) -> list[int]:
+        """Prompt lookup: the tokens that followed the latest earlier occurrence of the row's
+        last n tokens (n = 3, 2, 1), in its prompt or its own rationale."""
+        room = min(self.draft_tokens, spec.max_new_tokens - len(row.generated) - 1)
+        if room <= 0:
+            return []
+        context = np.asarray(row.prompt + row.generated, dtype=np.int64)
+        for n in (3, 2, 1):
+            if len(context) <= n:
+                continue
+            windows = np.lib.stride_tricks.sliding_window_view(context[:-1], n)
+            hits = np.flatnonzero((windows == context[-n:]).all(axis=1))
+            if hits.size:
+                start = int(hits[-1]) + n
+                return context[start : start + room].tolist()
+        return []
+
+    def _step(self, batch: _Batch, spec: SamplingSpec) -> None:
+        """One decode step for every row: its next token, or, greedy with prompt lookup, its
+        next tokens, as many as the model confirms of a draft, plus one.
+
+        Verifying a draft costs one forward pass of a few tokens per row, about what one token
+        costs while decoding is bound by reading the weights. The confirmed tokens are the ones
+        greedy decoding would have produced one by one; the keys and values of rejected draft
+        tokens are masked out of the cache.
+        """
+        started = time.perf_counter()
+        lookup = self.draft_tokens > 0 and not spec.do_sample
+        drafts = [self._draft(row, spec) if lookup else [] for row in batch.rows]
+        width = 1 + max(len(draft) for draft in drafts)
+        tokens = torch.full((len(batch.rows), width), self._pad_id, dtype=torch.long)
+        fed = torch.zeros(len(batch.rows), width, dtype=torch.long)
+        for i, (row, draft) in enumerate(zip(batch.rows, drafts, strict=True)):
+            tokens[i, : 1 + len(draft)] = torch.tensor([row.generated[-1], *draft])
+            fed[i, : 1 + len(draft)] = 1
+        columns = batch.mask.shape[1]
+        logits = self._decode_step(batch, tokens.to(self.device), fed)
+        if lookup:
+            predicted = logits.argmax(dim=-1).tolist()
+            advanced = []
+            for i, (row, draft) in enumerate(zip(batch.rows, drafts, strict=True)):
+                accepted = 0
+                while accepted < len(draft) and draft[accepted] == predicted[i][accepted]:
+                    accepted += 1
+                row.generated.extend([*draft[:accepted], predicted[i][accepted]])
+                row.added = accepted + 1
+                batch.mask[i, columns + 1 + accepted :] = 0
+                advanced.append(accepted + 1)
+                self.counters.draft_tokens += len(draft)
+                self.counters.accepted_draft_tokens += accepted
+            batch.positions = batch.positions + torch.tensor(advanced, device=self.device)
+        else:
+            for row, token in zip(
+                batch.rows, self._choose(logits[:, 0], batch.rows, spec), strict=True
+            ):
+                row.generated.append(token)
+                row.added = 1
+            batch.positions = batch.positions + 1
+        self.counters.decode_tokens += int(fed.sum())
+        self.counters.decode_seconds += time.perf_counter() - started
 
     # ------------------------------------------------------------------ the prefix cache
 
@@ -424,11 +492,12 @@ class HFEngine(Engine):
         ]
 
     def _finished(self, row: _Row, spec: SamplingSpec, stop_window: int) -> bool:
-        if row.generated[-1] in self._eos or len(row.generated) >= spec.max_new_tokens:
+        added = row.generated[-row.added :]
+        if not self._eos.isdisjoint(added) or len(row.generated) >= spec.max_new_tokens:
             return True
         if not spec.stop:
             return False
-        tail = self.detokenize(row.generated[-stop_window:])
+        tail = self.detokenize(row.generated[-(stop_window + row.added - 1) :])
         return any(s in tail for s in spec.stop if s)
 
     def generate(
@@ -457,16 +526,9 @@ class HFEngine(Engine):
                 ):
                     joining.append(waiting.popleft())
                     rows_needed += requests[joining[-1]].n
-                batch, tokens = self._join(batch, joining, prompts, requests, spec)
+                batch = self._join(batch, joining, prompts, requests, spec)
             else:
-                started = time.perf_counter()
-                logits = self._decode_step(batch, tokens)
-                tokens_list = self._choose(logits, batch.rows, spec)
-                for row, token in zip(batch.rows, tokens_list, strict=True):
-                    row.generated.append(token)
-                self.counters.decode_tokens += len(batch.rows)
-                self.counters.decode_seconds += time.perf_counter() - started
-                tokens = torch.tensor(tokens_list, device=self.device)
+                self._step(batch, spec)
             done = [i for i, row in enumerate(batch.rows) if self._finished(row, spec, stop_window)]
             if done:
                 for i in done:
@@ -477,7 +539,6 @@ class HFEngine(Engine):
                     self._remember(self._row_prefix(batch, i, row.prompt + row.generated[:-1]))
                 keep = [i for i in range(len(batch.rows)) if i not in set(done)]
                 batch = batch.select(keep, spec.max_new_tokens) if keep else None
-                tokens = tokens[keep] if keep else None
         return results  # type: ignore[return-value]
 
     def _join(
@@ -487,7 +548,7 @@ class HFEngine(Engine):
         prompts: list[list[int]],
         requests: Sequence[GenerationRequest],
         spec: SamplingSpec,
-    ) -> tuple[_Batch, torch.Tensor]:
+    ) -> _Batch:
         """Prefill the joining prompts once each, give each its n samples' rows, merge."""
         started = time.perf_counter()
         rows_in = []
@@ -526,9 +587,7 @@ class HFEngine(Engine):
         for row, token in zip(fresh.rows, tokens_list, strict=True):
             row.generated.append(token)
         self.counters.prefill_seconds += time.perf_counter() - started
-        merged = _merge(batch, fresh).decoding(spec.max_new_tokens)
-        previous = [] if batch is None else [r.generated[-1] for r in batch.rows]
-        return merged, torch.tensor(previous + tokens_list, device=self.device)
+        return _merge(batch, fresh).decoding(spec.max_new_tokens)
 
     # ------------------------------------------------------------------ scoring
 
