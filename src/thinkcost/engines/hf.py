@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
@@ -87,6 +88,12 @@ def _roomy_layer_class():
             self.keys = self._keys[:, :, : self.length]
             self.values = self._values[:, :, : self.length]
 
+        def take(self, index: torch.Tensor) -> None:
+            """Keep the batch rows `index`, room included."""
+            self._keys = self._keys.index_select(0, index)
+            self._values = self._values.index_select(0, index)
+            self._view()
+
         def update(self, key_states, value_states, *args, **kwargs):
             new = key_states.shape[-2]
             if self.length + new > self._keys.shape[2]:  # out of room: grow by copying, rarely
@@ -133,15 +140,19 @@ class _Batch:
     cache: object = None  # while decoding: the cache the model appends to, in place
 
     def select(self, keep: list[int], room: int) -> _Batch:
+        """The rows `keep`. Columns no remaining row uses are dropped once they are a quarter
+        of the cache; until then the rows are taken from the cache's buffers in one copy."""
         index = torch.tensor(keep, device=self.mask.device)
         mask = self.mask[index]
-        columns = mask.any(dim=0)  # drop columns no remaining row uses
-        if bool(columns.all()):
-            kv = [(k[index], v[index]) for k, v in self.kv]
-        else:
-            kv = [(k[index][:, :, columns], v[index][:, :, columns]) for k, v in self.kv]
-            mask = mask[:, columns]
-        return _Batch(kv, mask, self.positions[index], [self.rows[i] for i in keep]).decoding(room)
+        rows = [self.rows[i] for i in keep]
+        columns = mask.any(dim=0)
+        if self.cache is not None and int(columns.sum()) > 0.75 * len(columns):
+            for layer in self.cache.layers:
+                layer.take(index)
+            kv = [(layer.keys, layer.values) for layer in self.cache.layers]
+            return _Batch(kv, mask, self.positions[index], rows, self.cache)
+        kv = [(k[index][:, :, columns], v[index][:, :, columns]) for k, v in self.kv]
+        return _Batch(kv, mask[:, columns], self.positions[index], rows).decoding(room)
 
     def decoding(self, room: int) -> _Batch:
         """This batch with a cache that decode steps append to in place (room: steps ahead)."""
@@ -207,6 +218,12 @@ class HFEngine(Engine):
 
         started = time.perf_counter()
         self.device = torch.device(device)
+        if self.device.type == "cpu":
+            # Grouped-query attention inside torch's CPU attention kernel, mask and all, instead
+            # of transformers copying each key/value head to its query heads every layer and
+            # step (its default whenever there is a mask): 20 % of a CoT cell's decode time
+            # here. On CUDA a mask would send that path to the slow math kernel, so CPU only.
+            os.environ.setdefault("TRANSFORMERS_SDPA_FORCE_GQA", "1")
         self.tokenizer = AutoTokenizer.from_pretrained(
             pretrained, trust_remote_code=trust_remote_code
         )
