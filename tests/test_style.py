@@ -40,3 +40,16 @@ def test_every_shipped_config_plans_without_network(config):
     result = run(sys.executable, "-m", "snakemake", "-n", "--configfile", str(config))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "evaluate" in result.stdout or "Nothing to be done" in result.stdout
+
+
+@pytest.mark.parametrize("group_by_model", [False, True])
+def test_group_by_model_puts_one_models_cells_in_one_job(tmp_path, group_by_model):
+    config = (REPO / "config" / "config.yaml").read_text()
+    if group_by_model:
+        config = config.replace("evaluation:\n", "evaluation:\n  group_by_model: true\n", 1)
+    path = tmp_path / "config.yaml"
+    path.write_text(config)
+    result = run(sys.executable, "-m", "snakemake", "-n", "--forceall", "--configfile", str(path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    grouped = "Group job evaluate_smollm2-135m-instruct" in result.stdout
+    assert grouped == group_by_model
