@@ -104,14 +104,14 @@ def backend_arguments(
     arguments = {key: knobs[key] for key in STRATEGY_KNOBS}
     arguments.update(
         pretrained=model_dir,
-        engine=evaluation.get("engine", "hf"),
+        engine=evaluation["engine"],
         device=device,
         dtype=resolve_dtype(knobs.get("dtype") or model_dtype or evaluation["dtype"], device),
         batch_size=knobs.get("batch_size") or evaluation["batch_size"],
         max_new_tokens=knobs.get("max_new_tokens") or evaluation["max_new_tokens"],
         seed=evaluation["seed"],
-        compile=bool(knobs.get("compile", False)),
-        draft_tokens=evaluation.get("draft_tokens", 4),
+        compile=bool(knobs["compile"]),
+        draft_tokens=evaluation["draft_tokens"],
     )
     if evaluation.get("max_length"):
         arguments["max_length"] = evaluation["max_length"]

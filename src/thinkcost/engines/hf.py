@@ -186,15 +186,6 @@ def _merge(first: _Batch | None, second: _Batch) -> _Batch:
     return _Batch(kv, mask, positions, first.rows + second.rows)
 
 
-def _top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    """transformers' TopPLogitsWarper: keep the smallest set of tokens with mass ≥ top_p."""
-    sorted_logits, order = torch.sort(logits, descending=False, dim=-1)
-    cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-    remove = cumulative <= (1 - top_p)
-    remove[..., -1:] = False
-    return logits.masked_fill(remove.scatter(-1, order, remove), -float("inf"))
-
-
 class HFEngine(Engine):
     """A transformers causal LM behind the engine interface."""
 
@@ -312,22 +303,15 @@ class HFEngine(Engine):
 
         cache = DynamicCache()
         if width_prefix:
-            layers = len(next(p for p, r, _ in rows if r).kv)
+            # A row with nothing cached takes an all-padding prefix shaped like another's.
+            reference = next(prefix for prefix, r, _ in rows if r)
             kv = []
-            for layer in range(layers):
+            for layer in range(len(reference.kv)):
                 keys, values = [], []
                 for prefix, r, _ in rows:
-                    if r:
-                        k, v = prefix.kv[layer]
-                        keys.append(_pad_left(k[:, :r], width_prefix, 1))
-                        values.append(_pad_left(v[:, :r], width_prefix, 1))
-                    else:
-                        shape = next(p for p, r, _ in rows if r).kv[layer][0].shape
-                        empty = torch.zeros(
-                            shape[0], width_prefix, shape[2], dtype=self.model.dtype
-                        )
-                        keys.append(empty.to(self.device))
-                        values.append(empty.to(self.device))
+                    k, v = (prefix if r else reference).kv[layer]
+                    keys.append(_pad_left(k[:, :r], width_prefix, 1))
+                    values.append(_pad_left(v[:, :r], width_prefix, 1))
                 kv.append((torch.stack(keys), torch.stack(values)))
             cache = DynamicCache(ddp_cache_data=kv)
         self._check_window(mask.shape[1])
@@ -501,7 +485,9 @@ class HFEngine(Engine):
             return logits.argmax(dim=-1).tolist()
         logits = logits.float() / spec.temperature
         if spec.top_p < 1.0:
-            logits = _top_p_filter(logits, spec.top_p)
+            from transformers import TopPLogitsWarper
+
+            logits = TopPLogitsWarper(spec.top_p)(None, logits)
         probs = logits.softmax(dim=-1).cpu()
         return [
             int(torch.multinomial(probs[i], 1, generator=row.generator))
