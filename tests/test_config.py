@@ -140,6 +140,94 @@ def test_known_tasks_pass_both_ours_and_lm_evals():
     validate(BASE)  # thinkcost_bigbench_navigate (config/tasks) and arc_challenge (lm-eval)
 
 
+@pytest.mark.parametrize(
+    "task, metric, reported",
+    [
+        ("navigate", "accuracy", "acc,none, acc_norm,none"),  # a task of ours
+        ("arc_challenge", "acc", "acc,none, acc_norm,none"),  # the filter left out
+    ],
+)
+def test_a_metric_the_task_does_not_report_is_refused_before_any_job(task, metric, reported):
+    config = with_change(f"tasks.{task}.metric", metric)
+    with pytest.raises(
+        ConfigError,
+        match=rf"tasks.{task}.metric: .* reports no metric "
+        rf"'{metric}'; it reports {reported}$",
+    ):
+        validate(config)
+
+
+def test_metrics_of_groups_and_filtered_tasks_are_read_from_their_yaml():
+    config = copy.deepcopy(BASE)
+    config["tasks"] = {
+        "mmlu": {"metric": "acc,none"},  # a group: its aggregate metric
+        "gsm8k": {"metric": "exact_match,flexible-extract"},  # a filter of the task
+        "mmlu_anatomy": {"metric": "acc,none"},  # a YAML whose keys are quoted
+    }
+    validate(config)
+    config["tasks"]["gsm8k"]["metric"] = "exact_match,flexible"
+    with pytest.raises(ConfigError, match=r"exact_match,flexible-extract, exact_match,strict"):
+        validate(config)
+    config["tasks"]["gsm8k"]["metric"] = "exact_match,flexible-extract"
+    config["tasks"]["mmlu"]["metric"] = "accuracy,none"
+    with pytest.raises(ConfigError, match=r"tasks.mmlu.metric: .* it reports acc,<filter>"):
+        validate(config)
+
+
+def test_an_imported_task_metric_is_not_checked_against_the_yaml(tmp_path):
+    # An import may come from another harness version; its file is checked when read.
+    results = tmp_path / "results.json"
+    results.write_text("{}")
+    config = with_change("tasks.arc_challenge.metric", "acc")
+    config["grid"] = {"exclude": [{"task": "arc_challenge"}]}
+    validate(config)
+
+
+@pytest.mark.parametrize(
+    "directory, message",
+    [
+        (
+            "navigatee",
+            r"'navigatee' is not a task directory of bigbench==1.0.0 \(did you mean "
+            r"'navigate'",
+        ),
+        (
+            "logical_deduction",
+            r"'logical_deduction' is not a multiple-choice task .* its multiple-choice subtasks: "
+            r"logical_deduction/five_objects, logical_deduction/seven_objects, "
+            r"logical_deduction/three_objects",
+        ),
+    ],
+)
+def test_a_bigbench_task_is_checked_before_the_sdist_downloads(directory, message):
+    config = with_change("tasks.navigate.data", {"bigbench": directory})
+    with pytest.raises(ConfigError, match=rf"tasks.navigate.data.bigbench: {message}"):
+        validate(config, check_tasks=False)
+
+
+def test_a_budget_beyond_a_local_models_context_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text('{"max_position_embeddings": 512}')
+    config = with_change("models.tiny.source", {"path": str(tmp_path)})
+    config["evaluation"]["max_new_tokens"] = 128
+    validate(config, check_tasks=False)
+    config["optimizations"]["cot"]["max_new_tokens"] = 512
+    with pytest.raises(
+        ConfigError,
+        match=r"optimizations.cot.max_new_tokens: a budget of 512 new tokens does not fit model "
+        r"'tiny', whose context is 512 tokens \(.*config.json: max_position_embeddings\)",
+    ):
+        validate(config, check_tasks=False)
+    # The direct format generates nothing; evaluation.max_length is the context when set.
+    config["optimizations"]["cot"] = {"format": "loglikelihood"}
+    config["evaluation"]["max_length"] = 100
+    with pytest.raises(
+        ConfigError,
+        match=r"evaluation.max_new_tokens: .* context is 100 tokens "
+        r"\(evaluation.max_length\)",
+    ):
+        validate(config, check_tasks=False)
+
+
 def test_duplicate_model_name_is_refused(tmp_path):
     text = yaml.safe_dump(BASE, sort_keys=False)
     duplicated = text.replace("  big:\n", "  tiny:\n", 1)

@@ -345,3 +345,12 @@ def test_analysis_outputs_and_the_report(finished_run):
     assert report.returncode == 0, report.stderr[-3000:]
     html = (finished_run / "report.html").read_text(errors="ignore")
     assert "regime" in html.lower() and len(html) > 100_000
+
+
+def test_the_shipped_bigbench_task_list_is_the_sdists(finished_run):
+    """Config validation checks BIG-bench names against a list shipped with thinkcost, so a
+    typo is caught before the 358 MB download; the list must be the pinned sdist's own."""
+    from thinkcost.tasks import BIGBENCH_TASK_LIST, bigbench_task_index
+
+    sdist = finished_run / "results" / "stage" / "downloads" / "bigbench-1.0.0.tar.gz"
+    assert bigbench_task_index(sdist) == json.loads(BIGBENCH_TASK_LIST.read_text())

@@ -6,6 +6,7 @@ message that names the offending key or file before any job is planned.
 
 from __future__ import annotations
 
+import csv
 import difflib
 import json
 import os
@@ -164,6 +165,17 @@ def imported_cells(config: dict) -> set[Cell]:
     return cells
 
 
+def results_task(config: dict, entry: dict, task: str) -> str:
+    """The name under which an imported results file holds `task`: its `results_task` rename,
+    or else the task's lm-eval name."""
+    renamed = entry.get("results_task")
+    if isinstance(renamed, str):
+        return renamed
+    if isinstance(renamed, dict) and task in renamed:
+        return renamed[task]
+    return lm_eval_task(config, task)
+
+
 def import_for(config: dict, cell: Cell) -> dict | None:
     """The `imports:` entry that covers `cell`, if any."""
     for entry in config.get("imports", []):
@@ -234,14 +246,40 @@ def check_references(config: dict) -> None:
         _check_defined(
             "optimization", entry["optimization"], optimizations, f"imports[{i}].optimization"
         )
-        if "samples" not in entry and "generated_tokens_mean" not in entry:
+        token_sources = [
+            key for key in ("samples", "token_counts", "generated_tokens_mean") if key in entry
+        ]
+        if len(token_sources) != 1:
+            given = f"; it gives {', '.join(token_sources)}" if token_sources else ""
             raise ConfigError(
-                f"imports[{i}]: give either 'samples' (a samples file with the generations) or "
-                "'prompt_tokens_mean' and 'generated_tokens_mean'; without token counts the "
-                "import has no inference cost"
+                f"imports[{i}]: give exactly one of 'samples' (a samples file with the "
+                "generations), 'token_counts' (a table of mean counts per task) or "
+                "'generated_tokens_mean' (with optional 'prompt_tokens_mean'); without token "
+                f"counts the import has no inference cost{given}"
             )
+        renamed = entry.get("results_task")
+        if isinstance(renamed, str) and "task" not in entry:
+            raise ConfigError(
+                f"imports[{i}].results_task: a single name needs 'task' (the task it renames); "
+                "for an entry covering every task, map task names to names in the file"
+            )
+        if isinstance(renamed, dict):
+            for task in renamed:
+                _check_defined("task", task, config["tasks"], f"imports[{i}].results_task")
     for name in config["analysis"].get("regime_models") or []:
         _check_defined("model", name, config["models"], "analysis.regime_models")
+
+
+def check_sources(config: dict) -> None:
+    """A model without a `source` cannot be staged: every one of its cells must be imported."""
+    unsourced = {name for name, model in config["models"].items() if "source" not in model}
+    for cell in expand_grid(config):
+        if cell.model in unsourced:
+            raise ConfigError(
+                f"models.{cell.model}: no 'source', but its cell ({cell.task}, "
+                f"{cell.optimization}) is neither imported nor excluded; give a source to "
+                "evaluate it, or import or exclude it"
+            )
 
 
 def check_knobs(config: dict) -> None:
@@ -260,7 +298,7 @@ def check_knobs(config: dict) -> None:
 def check_paths(config: dict, base_dir: Path) -> None:
     """Local model and data paths must exist now, not halfway through the grid."""
     for name, model in config["models"].items():
-        path = model["source"].get("path")
+        path = model.get("source", {}).get("path")
         if path is not None and not (base_dir / path).exists():
             raise ConfigError(f"models.{name}.source.path: {path!r} does not exist")
     for name, task in config["tasks"].items():
@@ -271,9 +309,38 @@ def check_paths(config: dict, base_dir: Path) -> None:
         for key in ("results", "samples"):
             if key in entry and not (base_dir / entry[key]).exists():
                 raise ConfigError(f"imports[{i}].{key}: {entry[key]!r} does not exist")
+        if "token_counts" in entry:
+            check_token_table(entry["token_counts"], base_dir, f"imports[{i}].token_counts")
     for i, path in enumerate(config["evaluation"]["task_paths"]):
         if not (base_dir / path).is_dir():
             raise ConfigError(f"evaluation.task_paths[{i}]: {path!r} is not a directory")
+
+
+def check_token_table(spec: dict, base_dir: Path, where: str) -> None:
+    """A `token_counts` table must exist, have the columns it names and a row for `where`."""
+    path = base_dir / spec["table"]
+    if not path.is_file():
+        raise ConfigError(f"{where}.table: {spec['table']!r} does not exist")
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns = reader.fieldnames or []
+        named = [
+            *spec["where"],
+            spec["task_column"],
+            spec["generated_tokens"],
+            *([spec["prompt_tokens"]] if "prompt_tokens" in spec else []),
+        ]
+        missing = [column for column in named if column not in columns]
+        if missing:
+            raise ConfigError(
+                f"{where}: {spec['table']} has no column {', '.join(map(repr, missing))}; "
+                f"it has {', '.join(columns)}"
+            )
+        wanted = {column: str(value) for column, value in spec["where"].items()}
+        if not any(
+            all(row[column].strip() == value for column, value in wanted.items()) for row in reader
+        ):
+            raise ConfigError(f"{where}.where: no row of {spec['table']} matches {wanted}")
 
 
 def lm_eval_task(config: dict, task: str) -> str:
@@ -281,8 +348,9 @@ def lm_eval_task(config: dict, task: str) -> str:
 
 
 def check_task_names(config: dict, base_dir: Path) -> None:
-    """Every configured lm-eval task must be one lm-eval knows (with our include paths)."""
-    from thinkcost.tasks import unknown_task_names
+    """Every configured lm-eval task must be one lm-eval knows (with our include paths), and
+    its metric one the task reports: a typo found after the evaluation would cost its compute."""
+    from thinkcost.tasks import metric_matches, reported_metrics, unknown_task_names
 
     include = [base_dir / path for path in config["evaluation"]["task_paths"]]
     wanted = {lm_eval_task(config, task): task for task in config["tasks"]}
@@ -294,6 +362,83 @@ def check_task_names(config: dict, base_dir: Path) -> None:
             f"tasks.{wanted[name]}: lm-eval does not know the task {name!r}{hint}; task YAMLs are "
             f"searched in lm-eval's own tasks and in {', '.join(map(str, include))}"
         )
+    run_tasks = {cell.task for cell in expand_grid(config)}
+    for task, settings in config["tasks"].items():
+        if task not in run_tasks:
+            continue  # imported results are checked when they are read
+        reported = reported_metrics(lm_eval_task(config, task), include)
+        if reported is not None and not metric_matches(settings["metric"], reported):
+            listed = ", ".join(sorted(m.replace(",*", ",<filter>") for m in reported))
+            raise ConfigError(
+                f"tasks.{task}.metric: lm-eval task {lm_eval_task(config, task)!r} reports no "
+                f"metric {settings['metric']!r}; it reports {listed}"
+            )
+
+
+def check_bigbench_tasks(config: dict) -> None:
+    """BIG-bench task names against bigbench==1.0.0's task list, before its 358 MB sdist is
+    downloaded."""
+    from thinkcost.tasks import bigbench_task_problem
+
+    for name, task in config["tasks"].items():
+        directory = task.get("data", {}).get("bigbench")
+        if directory is not None and (problem := bigbench_task_problem(directory)):
+            raise ConfigError(f"tasks.{name}.data.bigbench: {problem}")
+
+
+# The config attributes lm-eval reads a context length from, in its order
+# (lm_eval.models.utils.resolve_max_length).
+CONTEXT_LENGTH_KEYS = ("n_positions", "max_position_embeddings", "n_ctx")
+
+
+def context_length(model_dir: Path) -> tuple[int, str] | None:
+    """A model's context length and where it was read, from its config.json; None if there is
+    no config.json yet (a model still to be staged) or it names no length."""
+    path = Path(model_dir) / "config.json"
+    if not path.is_file():
+        return None
+    model_config = json.loads(path.read_text())
+    for section, prefix in (
+        (model_config.get("text_config") or {}, "text_config."),
+        (model_config, ""),
+    ):
+        for key in CONTEXT_LENGTH_KEYS:
+            if isinstance(section.get(key), int):
+                return section[key], f"{path}: {prefix}{key}"
+    return None
+
+
+def generation_budget(config: dict, optimization: str) -> tuple[int, str]:
+    """T of an optimization and the key that sets it."""
+    knobs = config["optimizations"][optimization]
+    if knobs.get("max_new_tokens"):
+        return knobs["max_new_tokens"], f"optimizations.{optimization}.max_new_tokens"
+    return config["evaluation"]["max_new_tokens"], "evaluation.max_new_tokens"
+
+
+def check_budget_fits(budget: int, key: str, model: str, context: int, source: str) -> None:
+    if budget >= context:
+        raise ConfigError(
+            f"{key}: a budget of {budget} new tokens does not fit model {model!r}, whose context "
+            f"is {context} tokens ({source}), and leaves no room for the prompt; lower it"
+        )
+
+
+def check_budgets(config: dict, base_dir: Path) -> None:
+    """Each generating cell's budget T against its model's context, where that is known now:
+    a local model, or one already staged (the others are checked as their job starts)."""
+    configured = config["evaluation"].get("max_length")
+    for cell in expand_grid(config):
+        if config["optimizations"][cell.optimization]["format"] == "loglikelihood":
+            continue
+        if configured:
+            context = (configured, "evaluation.max_length")
+        else:
+            source = config["models"][cell.model].get("source", {})
+            model_dir = source.get("path") or f"results/stage/models/{cell.model}"
+            context = context_length(base_dir / model_dir)
+        if context is not None:
+            check_budget_fits(*generation_budget(config, cell.optimization), cell.model, *context)
 
 
 def validate_config(
@@ -313,8 +458,11 @@ def validate_config(
         load_yaml_strict(path)
     apply_schema(config, schema_path)
     check_references(config)
+    check_sources(config)
     check_knobs(config)
     check_paths(config, base_dir)
+    check_bigbench_tasks(config)
+    check_budgets(config, base_dir)
     if check_tasks:
         check_task_names(config, base_dir)
     return config

@@ -17,7 +17,8 @@ import tarfile
 import urllib.request
 from pathlib import Path
 
-_NAME_LINE = re.compile(r"^(?:task|group|tag):[ \t]*(.*)$", re.MULTILINE)
+# Generated YAMLs (mmlu's) quote their keys: `"task": "mmlu_anatomy"`.
+_NAME_LINE = re.compile(r"^[\"']?(?:task|group|tag)[\"']?:[ \t]*(.*)$", re.MULTILINE)
 _LIST_ITEM = re.compile(r"^[ \t]+-[ \t]*([^\s#]+)", re.MULTILINE)
 
 
@@ -27,39 +28,49 @@ def _names_in_yaml(text: str) -> set[str]:
         value = value.split("#")[0].strip().strip("'\"")
         if value and not value.startswith(("[", "{", "!")):
             names.add(value)
-    if "tag:" in text:
+    if re.search(r"^[\"']?tag[\"']?:", text, re.MULTILINE):
         names.update(item.strip("'\"") for item in _LIST_ITEM.findall(text))
     return names
 
 
-def _scan(directory: Path) -> set[str]:
-    names: set[str] = set()
-    for path in directory.rglob("*.y*ml"):
-        names |= _names_in_yaml(path.read_text(errors="ignore"))
-    return names
+def _scan(directory: Path) -> dict[str, list[str]]:
+    """Each task, group and tag name found in the YAMLs under `directory`, with the files that
+    name it."""
+    index: dict[str, list[str]] = {}
+    for path in sorted(directory.rglob("*.y*ml")):
+        for name in _names_in_yaml(path.read_text(errors="ignore")):
+            index.setdefault(name, []).append(str(path))
+    return index
 
 
-def _builtin_names() -> set[str]:
+def _builtin_index() -> dict[str, list[str]]:
     import lm_eval
 
     version = getattr(lm_eval, "__version__", "unknown")
     cache_dir = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "thinkcost"
-    cache = cache_dir / f"lm_eval-{version}-task-names.json"
+    cache = cache_dir / f"lm_eval-{version}-task-index.json"
     if cache.exists():
-        return set(json.loads(cache.read_text()))
-    names = _scan(Path(lm_eval.__file__).parent / "tasks")
+        return json.loads(cache.read_text())
+    index = _scan(Path(lm_eval.__file__).parent / "tasks")
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(sorted(names)))
+    tmp.write_text(json.dumps(index))
     tmp.replace(cache)
-    return names
+    return index
+
+
+def task_index(include_paths: list[Path]) -> dict[str, list[str]]:
+    """lm-eval's own task YAMLs and ours: name -> the files that name it (ours last)."""
+    index = {name: list(paths) for name, paths in _builtin_index().items()}
+    for path in include_paths:
+        for name, paths in _scan(Path(path)).items():
+            index.setdefault(name, []).extend(paths)
+    return index
 
 
 def unknown_task_names(names: list[str], include_paths: list[Path]) -> dict[str, list[str]]:
     """Map each name lm-eval does not know to up to three close known names."""
-    known = _builtin_names()
-    for path in include_paths:
-        known |= _scan(Path(path))
+    known = set(task_index(include_paths))
     missing = [name for name in names if name not in known]
     if not missing:
         return {}
@@ -75,10 +86,91 @@ def unknown_task_names(names: list[str], include_paths: list[Path]) -> dict[str,
     }
 
 
+def _filter_names(config: dict) -> list[str]:
+    filters = config.get("filter_list")
+    return [f["name"] for f in filters if isinstance(f, dict) and "name" in f] if filters else []
+
+
+def reported_metrics(name: str, include_paths: list[Path]) -> set[str] | None:
+    """The `metric,filter` keys lm-eval will report for task or group `name`, read from its
+    YAML (includes resolved, no dataset loaded); None where the YAML does not say (a tag, a
+    Python task). A group that leaves its filters to its subtasks gives `metric,*`.
+    """
+    from lm_eval.api.registry import DEFAULT_METRIC_REGISTRY
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    for path in task_index(include_paths).get(name, []):
+        try:
+            config = load_yaml(path, resolve_func=False)
+        except Exception:  # a YAML lm-eval itself would refuse; the task check reports it
+            continue
+        if config.get("group") == name and "task" in config:
+            metrics = set()
+            for entry in config.get("aggregate_metric_list") or []:
+                filters = entry.get("filter_list")
+                filters = [filters] if isinstance(filters, str) else filters
+                metrics |= {f"{entry['metric']},{f}" for f in filters or ["*"]}
+            return metrics
+        if config.get("task") == name:
+            if "class" in config:
+                return None
+            entries = config.get("metric_list")
+            names = (
+                [entry["metric"] for entry in entries if isinstance(entry.get("metric"), str)]
+                if entries
+                else DEFAULT_METRIC_REGISTRY.get(config.get("output_type", "generate_until"), [])
+            )
+            filters = _filter_names(config) or ["none"]
+            return {f"{metric},{f}" for metric in names for f in filters}
+    return None
+
+
+def metric_matches(metric: str, reported: set[str]) -> bool:
+    """Whether `metric` is one of `reported`; a `metric,*` there matches any filter."""
+    return metric in reported or f"{metric.partition(',')[0]},*" in reported
+
+
 # --------------------------------------------------------------------------- BIG-bench
 
 BIGBENCH_REQUIREMENT = ("bigbench", "1.0.0")
 _TASKS_PREFIX = "bigbench/benchmark_tasks/"
+
+
+BIGBENCH_TASK_LIST = Path(__file__).parent / "data" / "bigbench-1.0.0-tasks.json"
+
+
+def bigbench_task_index(sdist: Path) -> dict[str, bool]:
+    """Every task directory with a task.json in the bigbench sdist -> whether all its examples
+    are multiple choice (have target_scores), which is what thinkcost can stage. About 10 s."""
+    index = {}
+    with tarfile.open(sdist, mode="r|gz") as archive:
+        for member in archive:
+            inner = member.name.split("/", 1)[-1]
+            if inner.startswith(_TASKS_PREFIX) and inner.endswith("/task.json"):
+                examples = json.load(archive.extractfile(member)).get("examples", [])
+                task = inner[len(_TASKS_PREFIX) : -len("/task.json")]
+                index[task] = bool(examples) and all(e.get("target_scores") for e in examples)
+    return dict(sorted(index.items()))
+
+
+def bigbench_task_problem(task: str) -> str | None:
+    """Why `task` cannot be staged from bigbench==1.0.0, or None. Read from the task list
+    shipped with thinkcost (made by `bigbench_task_index` from that sdist), so a typo is
+    caught before the 358 MB download."""
+    index = json.loads(BIGBENCH_TASK_LIST.read_text())
+    name = task.strip("/")
+    if name not in index:
+        close = difflib.get_close_matches(name, list(index), n=3, cutoff=0.6)
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        return f"{task!r} is not a task directory of bigbench==1.0.0{hint}"
+    if not index[name]:
+        subtasks = [t for t, mc in index.items() if t.startswith(f"{name}/") and mc]
+        hint = f"; its multiple-choice subtasks: {', '.join(subtasks)}" if subtasks else ""
+        return (
+            f"{task!r} is not a multiple-choice task in bigbench==1.0.0 (its task.json has "
+            f"examples without target_scores, or none){hint}"
+        )
+    return None
 
 
 def bigbench_file_name(task: str) -> str:
@@ -178,5 +270,5 @@ def task_manager(task: str, include_paths: list[str | Path]):
     from lm_eval.tasks import TaskManager
 
     include = [str(Path(p).resolve()) for p in include_paths]
-    ours = set().union(*(_scan(Path(p)) for p in include)) if include else set()
+    ours = set().union(*(_scan(Path(p)) for p in include))
     return TaskManager(include_path=include, include_defaults=task not in ours)
