@@ -6,6 +6,8 @@ transformers on the same strings, and the generated-token counts against the tok
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -14,8 +16,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from thinkcost.backend import ThinkcostLM
 from thinkcost.engines import GenerationRequest, SamplingSpec
-from thinkcost.strategies import generation_prompt, scoring_context, vote_majority
+from thinkcost.strategies import generation_prompt, scoring_context, vote_majority, whole_question
 
+REPO = Path(__file__).resolve().parents[1]
 QUESTIONS = [
     ("Q: Is the sky blue on a clear day?\nOptions:\n- yes\n- no\nA:", [" yes", " no"]),
     (
@@ -269,3 +272,81 @@ def test_a_resumed_sampled_cell_draws_the_samples_of_an_uninterrupted_run(smollm
     resumed.loglikelihood(instances(QUESTIONS))
     assert resumed.resumed_requests == 1
     assert resumed.rationales == uninterrupted.rationales
+
+
+# ---------------------------------------------------------------------------- partial scoring
+
+WINOGRANDE_LOCAL = "thinkcost_winogrande_local"  # tests/tasks/winogrande_local.yaml, 4 questions
+
+
+def run_winogrande_local(model):
+    import lm_eval
+
+    from thinkcost.tasks import task_manager
+
+    return lm_eval.simple_evaluate(
+        model=model,
+        tasks=[WINOGRANDE_LOCAL],
+        task_manager=task_manager(WINOGRANDE_LOCAL, [REPO / "tests" / "tasks"]),
+        log_samples=True,
+    )
+
+
+def test_a_partially_scored_question_gets_one_rationale_and_one_request(smollm2_dir, reference):
+    """WinoGrande's shape: each choice its own context, one shared continuation. The hybrid
+    format generates one rationale per question, after the question shown whole (both full
+    sentences), then scores the continuation after "The answer is:" and each choice's own
+    sentence start."""
+    tokenizer, model = reference
+    hybrid = backend(smollm2_dir, batch_size=4, trigger=TRIGGER, max_new_tokens=T)
+    output = run_winogrande_local(hybrid)
+    samples = output["samples"][WINOGRANDE_LOCAL]
+    assert len(samples) == 4
+    assert len(hybrid.request_costs) == 4  # one request per question, not one per choice
+    assert sorted(cost.doc_id for cost in hybrid.request_costs) == [0, 1, 2, 3]
+    for sample in samples:
+        contexts = [arguments[0] for arguments in sample["arguments"]]
+        continuation = sample["arguments"][0][1]
+        assert len(set(contexts)) == 2 and {a[1] for a in sample["arguments"]} == {continuation}
+        (generation,) = hybrid.rationales[(WINOGRANDE_LOCAL, sample["doc_id"])]
+        prompt = generation_prompt(whole_question(contexts, [continuation] * 2), TRIGGER)
+        # Both full sentences are in the one prompt the rationale is generated after.
+        for context in contexts:
+            assert f"{context}{continuation}" in prompt
+        ids = tokenizer(prompt, return_tensors="pt").input_ids
+        with torch.no_grad():
+            greedy = model.generate(ids, max_new_tokens=T, do_sample=False)[0, ids.shape[1] :]
+        assert tokenizer.decode(greedy, skip_special_tokens=True).startswith(generation.text)
+        answer = scoring_context(prompt, generation.text, "The answer is:")
+        for context, response in zip(contexts, sample["resps"], strict=True):
+            expected = direct_loglikelihood(tokenizer, model, f"{answer} {context}", continuation)
+            assert response[0][0] == pytest.approx(expected, abs=2e-3, rel=1e-4)
+    cost = hybrid.request_costs[0]
+    assert len(cost.generated) == 1 and len(cost.answer[0]) == 2
+
+
+def test_direct_format_scores_a_partially_scored_question_as_lm_eval_does(smollm2_dir, reference):
+    tokenizer, model = reference
+    direct = backend(smollm2_dir, format="loglikelihood")
+    output = run_winogrande_local(direct)
+    for sample in output["samples"][WINOGRANDE_LOCAL]:
+        for (context, continuation), response in zip(
+            sample["arguments"], sample["resps"], strict=True
+        ):
+            expected = direct_loglikelihood(tokenizer, model, context, continuation)
+            assert response[0][0] == pytest.approx(expected, abs=2e-3)
+    assert len(direct.request_costs) == 4 and direct.rationales == {}
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+def test_a_budget_beyond_the_context_is_refused_as_the_model_loads(smollm2_dir):
+    with pytest.raises(
+        ValueError,
+        match=r"max_new_tokens=64 does not fit the context of .* "
+        r"\(64 tokens\) and leaves no room for the prompt",
+    ):
+        backend(smollm2_dir, max_new_tokens=64, max_length=64)
+    # The direct format generates nothing: any budget goes.
+    backend(smollm2_dir, format="loglikelihood", max_new_tokens=64, max_length=64)

@@ -27,7 +27,7 @@ from lm_eval.api.registry import register_model
 from thinkcost.checkpoint import Checkpoint
 from thinkcost.costs import RequestCost
 from thinkcost.engines import Engine, Generation, SamplingSpec, load_engine
-from thinkcost.strategies import Answer, Direct, FreeForm, Hybrid, Question
+from thinkcost.strategies import Answer, Direct, FreeForm, Hybrid, Question, whole_question
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,13 @@ class ThinkcostLM(TemplateLM):
             engine, pretrained, max_batch_size=self.batch_size, **engine_options
         )
         self.tokenizer = getattr(self.engine, "tokenizer", None)
+        if format == "hybrid" and self.max_new_tokens >= self.engine.max_length:
+            # Checked as the model loads, before a token is generated: a budget the context
+            # cannot hold would leave no room for the prompt.
+            raise ValueError(
+                f"max_new_tokens={self.max_new_tokens} does not fit the context of {pretrained} "
+                f"({self.engine.max_length} tokens) and leaves no room for the prompt; lower it"
+            )
 
         self.request_costs: list[RequestCost] = []
         self.rationales: dict[tuple[str | None, int | None], list[Generation]] = {}
@@ -170,16 +177,8 @@ class ThinkcostLM(TemplateLM):
     # ------------------------------------------------------------------ requests → questions
 
     def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
-        # A question is its context with every continuation lm-eval asks about.
-        docs: dict[str, list[int]] = defaultdict(list)
-        for index, request in enumerate(requests):
-            docs[request.args[0]].append(index)
-        questions = []
-        for context, indices in docs.items():
-            choices = tuple(requests[i].args[1] for i in indices)
-            key = self.checkpoint.key(context, *choices)
-            questions.append((Question(key=key, context=context, choices=choices), indices))
         strategy = Direct() if self.format == "loglikelihood" else self.hybrid
+        questions = self._questions(requests)
 
         results: list[tuple[float, bool] | None] = [None] * len(requests)
         answered = self._answer_checkpointed([q for q, _ in questions], strategy)
@@ -188,6 +187,36 @@ class ThinkcostLM(TemplateLM):
                 results[index] = (loglik, greedy)
             self._restore(requests[indices[0]], record)
         return results  # type: ignore[return-value]
+
+    def _questions(self, requests) -> list[tuple[Question, list[int]]]:
+        """lm-eval's log-likelihood requests as questions, with the requests each answers.
+
+        A document's requests are one question: its choices after one shared context, or,
+        where each choice is its own context before one shared continuation (WinoGrande's
+        partial scoring), one question shown as a whole, so it gets one rationale.
+        """
+        docs: dict[tuple, list[int]] = defaultdict(list)
+        for index, request in enumerate(requests):
+            doc = request.doc_id is not None
+            docs[(request.task_name, request.doc_id) if doc else (request.args[0],)].append(index)
+        questions = []
+        for indices in docs.values():
+            contexts = [requests[i].args[0] for i in indices]
+            continuations = tuple(requests[i].args[1] for i in indices)
+            if len(indices) > 1 and len(set(continuations)) == 1 and len(set(contexts)) > 1:
+                context = whole_question(contexts, continuations)
+                key = self.checkpoint.key(context, *contexts, *continuations)
+                question = Question(key, context, continuations, choice_contexts=tuple(contexts))
+                questions.append((question, indices))
+                continue
+            by_context: dict[str, list[int]] = defaultdict(list)
+            for i in indices:
+                by_context[requests[i].args[0]].append(i)
+            for context, members in by_context.items():
+                choices = tuple(requests[i].args[1] for i in members)
+                key = self.checkpoint.key(context, *choices)
+                questions.append((Question(key=key, context=context, choices=choices), members))
+        return questions
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         """Free-form tasks: generate after the trigger, stop at the task's or our stop strings."""

@@ -32,12 +32,18 @@ from thinkcost.engines.base import (
 
 @dataclass(frozen=True)
 class Question:
-    """One question: its context, its choices (none for free-form) and extra stop strings."""
+    """One question: its context, its choices (none for free-form) and extra stop strings.
+
+    A question with `choice_contexts` is scored partially (WinoGrande, XWinograd): choice i is
+    the continuation `choices[i]` after its own context `choice_contexts[i]`, and `context` is
+    the question shown as a whole (`whole_question`), which a rationale is generated after.
+    """
 
     key: str  # the question's identity: it seeds its samples and names its checkpoint record
     context: str
     choices: tuple[str, ...] = ()
     stop: tuple[str, ...] = ()
+    choice_contexts: tuple[str, ...] = ()
 
 
 @dataclass
@@ -95,6 +101,34 @@ def scoring_context(prompt: str, rationale: str, answer_prefix: str) -> str:
     return f"{body} {answer_prefix}" if answer_prefix else body
 
 
+def split_contexts(contexts: Sequence[str]) -> tuple[str, list[str]]:
+    """The lines the contexts share (a task description, few-shot examples) and each one's own
+    ending: the shared part is cut back to a line break, so no sentence is split."""
+    common = contexts[0]
+    for context in contexts[1:]:
+        length = next(
+            (i for i, (a, b) in enumerate(zip(common, context, strict=False)) if a != b),
+            min(len(common), len(context)),
+        )
+        common = common[:length]
+    shared = common[: common.rfind("\n") + 1]
+    return shared, [context[len(shared) :] for context in contexts]
+
+
+WHOLE_QUESTION = "Which sentence makes more sense?"
+
+
+def whole_question(contexts: Sequence[str], continuations: Sequence[str]) -> str:
+    """A partially scored question shown as a whole, so one rationale can weigh every choice:
+    the shared lines, then each choice's full sentence (its context's ending + continuation)."""
+    shared, endings = split_contexts(contexts)
+    options = "\n".join(
+        f"({chr(ord('A') + i)}) {(ending + continuation).strip()}"
+        for i, (ending, continuation) in enumerate(zip(endings, continuations, strict=True))
+    )
+    return f"{shared}{WHOLE_QUESTION}\n{options}\n"
+
+
 def _prompt_cost(engine: Engine, prompt: str) -> RequestCost:
     tokens = len(engine.tokenize(prompt))
     return RequestCost(
@@ -111,13 +145,44 @@ class Direct:
     """Each choice scored after the question: no generation."""
 
     def answer(self, engine: Engine, questions: Sequence[Question]) -> list[Answer]:
-        scores = engine.score([ScoreRequest(q.context, q.choices) for q in questions])
+        requests = [_score_requests(q, q.choice_contexts or [q.context]) for q in questions]
+        scores = _gather(engine.score([r for rs in requests for r in rs]), requests)
         answers = []
         for question, choice_scores in zip(questions, scores, strict=True):
-            cost = _prompt_cost(engine, question.context)
-            cost.answer = [_choice_tokens(engine, question.choices)]
+            if question.choice_contexts:  # lm-eval's own contexts, as its partial scoring
+                shared, endings = split_contexts(question.choice_contexts)
+                cost = _prompt_cost(engine, shared)
+                cost.answer = [_choice_tokens(engine, _joined(endings, question.choices))]
+            else:
+                cost = _prompt_cost(engine, question.context)
+                cost.answer = [_choice_tokens(engine, question.choices)]
             answers.append(Answer(scores=choice_scores, cost=cost))
         return answers
+
+
+def _score_requests(question: Question, contexts: Sequence[str]) -> list[ScoreRequest]:
+    """Every choice after one context, or choice i after contexts[i] (partial scoring)."""
+    if len(contexts) == 1:
+        return [ScoreRequest(contexts[0], question.choices)]
+    return [
+        ScoreRequest(context, (choice,))
+        for context, choice in zip(contexts, question.choices, strict=True)
+    ]
+
+
+def _gather(scores: list, requests: Sequence[Sequence[ScoreRequest]]) -> list[list]:
+    """The flat engine scores back into one list of choice scores per request group."""
+    gathered, position = [], 0
+    for group in requests:
+        gathered.append(
+            [s for choice_scores in scores[position : position + len(group)] for s in choice_scores]
+        )
+        position += len(group)
+    return gathered
+
+
+def _joined(endings: Sequence[str], choices: Sequence[str]) -> list[str]:
+    return [ending + choice for ending, choice in zip(endings, choices, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -143,13 +208,12 @@ class Hybrid:
             ],
             self.spec,
         )
-        scored = engine.score(
-            [
-                ScoreRequest(scoring_context(prompt, g.text, self.answer_prefix), q.choices)
-                for q, prompt, samples in zip(questions, prompts, generations, strict=True)
-                for g in samples
-            ]
-        )
+        requests = [
+            _score_requests(q, self._answer_contexts(q, prompt, g.text))
+            for q, prompt, samples in zip(questions, prompts, generations, strict=True)
+            for g in samples
+        ]
+        scored = _gather(engine.score([r for rs in requests for r in rs]), requests)
         prefix_tokens = (
             len(engine.tokenize(" " + self.answer_prefix, add_special_tokens=False))
             if self.answer_prefix
@@ -162,7 +226,10 @@ class Hybrid:
             loglik = np.array([[s for s, _ in choice_scores] for choice_scores in per_sample])
             cost = _prompt_cost(engine, prompt)
             cost.generated = [g.tokens for g in samples]
-            choice_tokens = _choice_tokens(engine, question.choices)
+            choices = question.choices
+            if question.choice_contexts:
+                choices = [" " + c for c in _joined(self._endings(question), choices)]
+            choice_tokens = _choice_tokens(engine, choices)
             cost.answer = [[prefix_tokens + t for t in choice_tokens] for _ in samples]
             answers.append(
                 Answer(
@@ -173,6 +240,18 @@ class Hybrid:
                 )
             )
         return answers
+
+    @staticmethod
+    def _endings(question: Question) -> list[str]:
+        return [e.lstrip() for e in split_contexts(question.choice_contexts)[1]]
+
+    def _answer_contexts(self, question: Question, prompt: str, rationale: str) -> list[str]:
+        """What the choices are scored after: the answer prefix, then, when scored partially,
+        choice i's own sentence start (the rationale was generated after the whole question)."""
+        context = scoring_context(prompt, rationale, self.answer_prefix)
+        if not question.choice_contexts:
+            return [context]
+        return [f"{context} {ending}" if context else ending for ending in self._endings(question)]
 
 
 @dataclass(frozen=True)
