@@ -189,9 +189,7 @@ def evaluate_cell(
         {"task": name, **sample} for name, rows in output.pop("samples").items() for sample in rows
     ]
     task_results = output["results"].get(task, {})
-    if metric not in task_results:
-        available = sorted(k for k in task_results if k != "alias" and "stderr" not in k)
-        raise KeyError(f"task {task} reported no metric {metric!r}; it reported {available}")
+    missing_metric = metric not in task_results
 
     # A free-form answer the task's filter could not extract counts as wrong (the metric does
     # that) and is counted here, so a model that never answers is visible in its cost record.
@@ -222,7 +220,7 @@ def evaluate_cell(
         **cell,
         "lm_eval_task": task,
         "metric": metric,
-        "score": task_results[metric],
+        "score": task_results.get(metric),
         "stderr": task_results.get(metric.replace(",", "_stderr,", 1)),
         "n": len({(s["task"], s["doc_id"]) for s in samples}),
         "limit": limit,
@@ -244,11 +242,35 @@ def evaluate_cell(
         generations = rationales.get((sample["task"], sample["doc_id"]), [])
         sample["thinkcost_generations"] = [g.__dict__ for g in generations]
 
-    for path in (results_path, samples_path, requests_path, cost_path):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    _write_jsonl(Path(samples_path), samples)
-    _write_jsonl(Path(requests_path), [c.to_dict() for c in costs])
-    _write_json(Path(cost_path), record)
-    _write_json(Path(results_path), output)  # last: its presence means the cell is complete
+    if missing_metric:
+        # Checked before the run too (config validation); should it still happen, nothing
+        # computed is lost: the outputs go beside the cell, where Snakemake does not delete
+        # them, and the checkpoint stays, so a rerun with the right metric only re-reads it.
+        kept = Path(results_path).parent / "unscored"
+        _write_outputs([kept / name for name in OUTPUT_NAMES], output, samples, costs, record)
+        available = sorted(k for k in task_results if "," in k and "_stderr" not in k)
+        raise KeyError(
+            f"task {task} reported no metric {metric!r}; it reported {available}. Every "
+            f"answer is saved ({checkpoint} and {kept}/): fix the metric and rerun, and no "
+            "question is computed again"
+        )
+    paths = [Path(p) for p in (results_path, samples_path, requests_path, cost_path)]
+    _write_outputs(paths, output, samples, costs, record)
     model.checkpoint.remove()
     return record
+
+
+OUTPUT_NAMES = ("results.json", "samples.jsonl", "requests.jsonl", "cost.json")
+
+
+def _write_outputs(
+    paths: list[Path], output: dict, samples: list[dict], costs: list, record: dict
+) -> None:
+    """A cell's four outputs, at `paths` in the order of OUTPUT_NAMES."""
+    results_path, samples_path, requests_path, cost_path = paths
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    _write_jsonl(samples_path, samples)
+    _write_jsonl(requests_path, [c.to_dict() for c in costs])
+    _write_json(cost_path, record)
+    _write_json(results_path, output)  # last: its presence means the cell is complete

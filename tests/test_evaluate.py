@@ -1,0 +1,71 @@
+"""One evaluation cell end to end (lm-eval on the real SmolLM2): what a late failure keeps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from thinkcost.config import apply_schema
+from thinkcost.evaluate import evaluate_cell
+
+REPO = Path(__file__).resolve().parents[1]
+TASK = "thinkcost_winogrande_local"  # tests/tasks/winogrande_local.yaml, 4 questions
+
+
+def cell_arguments(model_dir: Path, out: Path, metric: str) -> dict:
+    config = apply_schema(
+        {
+            "models": {
+                "m": {
+                    "source": {"path": str(model_dir)},
+                    "params": 1e8,
+                    "train_tokens": 1e10,
+                    "family": "f",
+                }
+            },
+            "tasks": {"w": {"lm_eval_task": TASK, "metric": metric}},
+            "optimizations": {"cot": {"trigger": "Let's think step by step.", "max_new_tokens": 8}},
+            "evaluation": {"task_paths": [str(REPO / "tests" / "tasks")], "device": "cpu"},
+        },
+        REPO / "config" / "schema.yaml",
+    )
+    return {
+        "model_dir": str(model_dir),
+        "task": TASK,
+        "metric": metric,
+        "params": 1e8,
+        "knobs": config["optimizations"]["cot"],
+        "evaluation": config["evaluation"],
+        "limit": None,
+        "num_fewshot": None,
+        "cell": {"model": "m", "task": "w", "optimization": "cot"},
+        "results_path": out / "results.json",
+        "samples_path": out / "samples.jsonl",
+        "requests_path": out / "requests.jsonl",
+        "cost_path": out / "cost.json",
+    }
+
+
+def test_a_metric_missing_after_the_run_loses_no_answer(smollm2_dir, tmp_path):
+    """Config validation refuses an unknown metric before any job; should one still reach the
+    end of a run, the answers stay on disk and the rerun computes nothing again."""
+    with pytest.raises(
+        KeyError, match=r"reported no metric 'accuracy'; it reported \['acc,none'\]"
+    ):
+        evaluate_cell(**cell_arguments(smollm2_dir, tmp_path, "accuracy"))
+    assert not (tmp_path / "results.json").exists()  # the cell is not complete
+    checkpoint = (tmp_path / "checkpoint.jsonl").read_text().splitlines()
+    assert len(checkpoint) == 1 + 4  # the signature, then one record per question
+    kept = json.loads((tmp_path / "unscored" / "results.json").read_text())
+    assert "acc,none" in kept["results"][TASK]
+    assert len((tmp_path / "unscored" / "requests.jsonl").read_text().splitlines()) == 4
+
+    record = evaluate_cell(**cell_arguments(smollm2_dir, tmp_path, "acc,none"))
+    assert record["resumed_requests"] == 4  # every answer came from the checkpoint
+    assert record["forward_passes"] == 0
+    assert (
+        json.loads((tmp_path / "results.json").read_text())["results"][TASK]["acc,none"]
+        == (kept["results"][TASK]["acc,none"])
+    )
