@@ -6,6 +6,7 @@ from thinkcost.config import (
     expand_grid,
     import_for,
     lm_eval_task,
+    results_task,
     wildcard_pattern,
 )
 from thinkcost.tasks import bigbench_file_name
@@ -39,7 +40,10 @@ def get_model_dir(model):
 
 
 def get_revision(model):
-    source = config["models"][model]["source"]
+    """The revision column of the tables; None for a model without a source (all imported)."""
+    source = config["models"][model].get("source")
+    if source is None:
+        return None
     if "hub" in source:
         return source.get("revision", "main")
     if "pypi" in source:
@@ -163,6 +167,7 @@ def get_table_cells():
         entry = import_for(config, cell)
         if entry is not None:
             described["import"] = entry
+            described["results_task"] = results_task(config, entry, cell.task)
         else:
             directory = EVALUATE.format(**cell.__dict__)
             described["results"] = f"{directory}/results.json"
@@ -179,6 +184,7 @@ def get_aggregate_input(wildcards):
         "cost": [cell["cost"] for cell in cells if "cost" in cell],
         "imported": sorted(
             {e[key] for e in imported for key in ("results", "samples") if key in e}
+            | {e["token_counts"]["table"] for e in imported if "token_counts" in e}
         ),
     }
 

@@ -39,7 +39,9 @@ def test_python_is_ruff_clean():
 def test_every_shipped_config_plans_without_network(config):
     result = run(sys.executable, "-m", "snakemake", "-n", "--configfile", str(config))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "evaluate" in result.stdout or "Nothing to be done" in result.stdout
+    # A config of imports only (paper_published.yaml) plans the analysis and no evaluation.
+    planned = ("evaluate", "aggregate_scores", "Nothing to be done")
+    assert any(word in result.stdout for word in planned)
 
 
 @pytest.mark.parametrize("group_by_model", [False, True])

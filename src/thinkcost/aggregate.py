@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 AVERAGE = "average"
 
@@ -71,17 +74,34 @@ def read_lm_eval_score(path: str | Path, task: str, metric: str) -> dict:
             f"{path}: no results for task {task!r}; it has {sorted(results['results'])}"
         )
     task_results = results["results"][task]
-    if metric not in task_results:
+    key, stderr_key = _metric_keys(task_results, metric)
+    if key is None:
         metrics = sorted(k for k in task_results if k != "alias" and "_stderr" not in k)
         raise ResultsFileError(f"{path}: task {task!r} has no metric {metric!r}; it has {metrics}")
-    score = task_results[metric]
+    score = task_results[key]
     if not isinstance(score, (int, float)) or not math.isfinite(score):
-        raise ResultsFileError(f"{path}: {task} {metric} is {score!r}, not a number")
-    stderr = task_results.get(metric.replace(",", "_stderr,", 1))
+        raise ResultsFileError(f"{path}: {task} {key} is {score!r}, not a number")
+    stderr = task_results.get(stderr_key)
     stderr = float(stderr) if isinstance(stderr, (int, float)) else float("nan")
     n_samples = results.get("n-samples", {}).get(task, {})
     n = n_samples.get("effective", n_samples.get("original"))
     return {"score": float(score), "stderr": stderr, "n": int(n) if n is not None else None}
+
+
+def _metric_keys(task_results: dict, metric: str) -> tuple[str | None, str]:
+    """The keys of `metric` ("name,filter") and of its standard error in one task's results.
+
+    lm-eval 0.4 writes "acc,none" and "acc_stderr,none". Files of the 0.3 era have no filters
+    and write "acc" and "acc_stderr": a metric with the filter "none" reads those, since "none"
+    is 0.4's name for "no filter". A filtered metric has no 0.3 counterpart.
+    """
+    name, _, filter_name = metric.partition(",")
+    if metric in task_results:
+        return metric, f"{name}_stderr,{filter_name}" if filter_name else f"{name}_stderr"
+    is_0_3_file = not any("," in key for key in task_results)
+    if is_0_3_file and filter_name in ("", "none") and name in task_results:
+        return name, f"{name}_stderr"
+    return None, ""
 
 
 def _cell_columns(cell: dict, model: dict, revision: str | None) -> dict:
@@ -159,14 +179,60 @@ def _prompt_text(arguments) -> str:
     return arguments[0][0]
 
 
+def table_token_counts(spec: dict, task: str) -> tuple[float, float]:
+    """Mean prompt and generated tokens of `task` from an import's `token_counts` table.
+
+    The row is the one that matches every `where` pair and names `task` in `task_column`
+    (values compared as text, surrounding spaces ignored). No row: both NaN, as for a task the
+    table's author did not count; a column not named (`prompt_tokens`): NaN.
+    """
+    table = pd.read_csv(spec["table"], dtype=str, skipinitialspace=True)
+    selected = table
+    for column, value in {**spec.get("where", {}), spec.get("task_column", "task"): task}.items():
+        selected = selected[selected[column].str.strip() == str(value).strip()]
+    if len(selected) > 1:
+        raise ResultsFileError(
+            f"{spec['table']}: {len(selected)} rows for task {task!r} and {spec.get('where')}; "
+            "add a column to `where` that tells them apart"
+        )
+    if selected.empty:
+        log.warning(
+            "%s: no row for task %r and %s: its token counts are NaN",
+            spec["table"],
+            task,
+            spec.get("where"),
+        )
+        return float("nan"), float("nan")
+    row = selected.iloc[0]
+
+    def number(column: str | None) -> float:
+        if column is None:
+            return float("nan")
+        try:
+            return float(row[column])
+        except (TypeError, ValueError) as error:
+            raise ResultsFileError(
+                f"{spec['table']}: {column} of task {task!r} is {row[column]!r}, not a number"
+            ) from error
+
+    return number(spec.get("prompt_tokens")), number(spec["generated_tokens"])
+
+
 def imported_token_counts(entry: dict, lm_eval_task: str) -> tuple[float, float]:
-    """Mean prompt and generated tokens of an imported cell.
+    """Mean prompt and generated tokens of an imported cell (`lm_eval_task`: the task's name
+    in the imported files).
 
     From a thinkcost `requests.jsonl` (counts per question), from an lm-eval samples file
-    counted with the model's tokenizer, or as given in the import entry.
+    counted with the model's tokenizer, from a `token_counts` table, or as given in the import
+    entry (a prompt count not given is NaN).
     """
+    if "token_counts" in entry:
+        return table_token_counts(entry["token_counts"], lm_eval_task)
     if "samples" not in entry:
-        return float(entry["prompt_tokens_mean"]), float(entry["generated_tokens_mean"])
+        return (
+            float(entry.get("prompt_tokens_mean", float("nan"))),
+            float(entry["generated_tokens_mean"]),
+        )
     rows = [r for r in _read_jsonl(entry["samples"]) if r.get("task", lm_eval_task) == lm_eval_task]
     if not rows:
         raise ResultsFileError(f"{entry['samples']}: no samples for task {lm_eval_task!r}")
@@ -197,8 +263,10 @@ def imported_token_counts(entry: dict, lm_eval_task: str) -> tuple[float, float]
 
 def import_row(cell: dict, model: dict, entry: dict, convention: str) -> dict:
     """One scores.csv row from an imported lm-eval results JSON, shaped as a run row."""
-    score = read_lm_eval_score(entry["results"], cell["lm_eval_task"], cell["metric"])
-    prompt_tokens, generated_tokens = imported_token_counts(entry, cell["lm_eval_task"])
+    # The task's name in the imported files: renamed there (`results_task`) or its lm-eval name.
+    task_in_file = cell.get("results_task", cell["lm_eval_task"])
+    score = read_lm_eval_score(entry["results"], task_in_file, cell["metric"])
+    prompt_tokens, generated_tokens = imported_token_counts(entry, task_in_file)
     paper_flops = 2.0 * float(model["params"]) * generated_tokens
     return {
         **_cell_columns(cell, model, cell.get("revision")),
@@ -221,7 +289,11 @@ def add_averages(scores: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
 
     An average is only written for a (model, optimization) that has every task, so that
     averages over different task sets are never compared. Its stderr treats the tasks as
-    independent: sqrt(Σ stderr²) / n_tasks.
+    independent: sqrt(Σ stderr²) / n_tasks; its n is NaN when a task's n is unknown.
+
+    Token counts, inference FLOPs and seconds are averaged over the tasks that have them
+    (`tasks_with_token_counts` says how many): an imported table may lack a task, as the
+    paper's generated lengths lack GSM8K.
     """
     rows = []
     keys = ["model", "optimization"]
@@ -242,14 +314,16 @@ def add_averages(scores: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
             )
         }
         stderr = group["stderr"].to_numpy(dtype=float)
+        counts = pd.to_numeric(group["n"], errors="coerce")
         row.update(
             task=AVERAGE,
             metric="mean of task metrics",
             score=group["score"].mean(),
             stderr=float(np.sqrt(np.sum(stderr**2)) / len(group)),
-            n=int(group["n"].sum()),
+            n=int(counts.sum()) if counts.notna().all() else float("nan"),
             source="run" if (group["source"] == "run").all() else "import",
             tasks_in_average=len(group),
+            tasks_with_token_counts=int(group["generated_tokens_mean"].notna().sum()),
         )
         for column in (
             "prompt_tokens_mean",

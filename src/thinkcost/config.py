@@ -322,7 +322,8 @@ def check_token_table(spec: dict, base_dir: Path, where: str) -> None:
     if not path.is_file():
         raise ConfigError(f"{where}.table: {spec['table']!r} does not exist")
     with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
+        # As the aggregation reads it (pandas' skipinitialspace): "a, b" holds "a" and "b".
+        reader = csv.DictReader(handle, skipinitialspace=True)
         columns = reader.fieldnames or []
         named = [
             *spec["where"],
@@ -336,9 +337,10 @@ def check_token_table(spec: dict, base_dir: Path, where: str) -> None:
                 f"{where}: {spec['table']} has no column {', '.join(map(repr, missing))}; "
                 f"it has {', '.join(columns)}"
             )
-        wanted = {column: str(value) for column, value in spec["where"].items()}
+        wanted = {column: str(value).strip() for column, value in spec["where"].items()}
         if not any(
-            all(row[column].strip() == value for column, value in wanted.items()) for row in reader
+            all((row[column] or "").strip() == value for column, value in wanted.items())
+            for row in reader
         ):
             raise ConfigError(f"{where}.where: no row of {spec['table']} matches {wanted}")
 

@@ -411,6 +411,22 @@ def plot_train_equivalent_ratio(
     return fig
 
 
+def pareto_cost_column(scores: pd.DataFrame, task: str = "average", task_col: str = "task") -> str:
+    """The inference-FLOP column the Pareto figure puts on its log axis.
+
+    The full convention where every row of `task` has it: under the paper's, direct scoring
+    costs 0 FLOPs and has no place on a log axis. Imported cells have only the paper's
+    convention (no model shape), so a table with any of them is drawn in the paper's, rather
+    than dropping those rows or mixing the two on one axis (direct cells, at 0 FLOPs there,
+    then fall off the axis).
+    """
+    full, paper = "inference_flops_per_request_full", "inference_flops_per_request_paper"
+    rows = scores[scores[task_col] == task]
+    if full in rows and len(rows) and np.isfinite(pd.to_numeric(rows[full], errors="coerce")).all():
+        return full
+    return paper
+
+
 def plot_pareto(
     scores: pd.DataFrame,
     task: str = "average",
