@@ -108,7 +108,7 @@ def get_cell(wildcards):
         "metric": task["metric"],
         "limit": get_task_limit(wildcards.task),
         "num_fewshot": task.get("num_fewshot"),
-        "knobs": config["optimizations"][wildcards.optimization],
+        "knobs": get_knobs(wildcards),
         # How jobs are grouped changes no result, so it does not invalidate a cell.
         "evaluation": {
             key: value
@@ -116,6 +116,16 @@ def get_cell(wildcards):
             if key != "group_by_model"
         },
     }
+
+
+def get_knobs(wildcards):
+    """The optimization's knobs, with the chat template resolved: the optimization's own
+    setting, or else the model's."""
+    knobs = dict(config["optimizations"][wildcards.optimization])
+    if knobs["apply_chat_template"] is None:
+        model = config["models"][wildcards.model]
+        knobs["apply_chat_template"] = model["apply_chat_template"]
+    return knobs
 
 
 def get_evaluate_group(wildcards):

@@ -350,3 +350,78 @@ def test_a_budget_beyond_the_context_is_refused_as_the_model_loads(smollm2_dir):
         backend(smollm2_dir, max_new_tokens=64, max_length=64)
     # The direct format generates nothing: any budget goes.
     backend(smollm2_dir, format="loglikelihood", max_new_tokens=64, max_length=64)
+
+
+# ---------------------------------------------------------------------------- chat template
+
+BLANK_LOCAL = "thinkcost_blank_local"  # tests/tasks/blank_local.yaml, 4 questions
+
+
+def test_under_a_chat_template_the_rationale_and_the_answer_continue_the_assistant_turn(
+    smollm2_dir, reference
+):
+    import lm_eval
+
+    from thinkcost.tasks import task_manager
+
+    tokenizer, model = reference
+    hybrid = backend(smollm2_dir, batch_size=4, trigger=TRIGGER, max_new_tokens=T)
+    output = lm_eval.simple_evaluate(
+        model=hybrid,
+        tasks=[BLANK_LOCAL],
+        task_manager=task_manager(BLANK_LOCAL, [REPO / "tests" / "tasks"]),
+        log_samples=True,
+        apply_chat_template=True,
+    )
+    for sample in output["samples"][BLANK_LOCAL]:
+        context = sample["arguments"][0][0]
+        # lm-eval's context is the user turn and an open assistant turn; choices lose their space.
+        assert context.endswith("<|im_end|>\n<|im_start|>assistant\n")
+        assert not sample["arguments"][0][1].startswith(" ")
+        prompt = generation_prompt(context, TRIGGER)
+        assert prompt.endswith(f"<|im_start|>assistant\n{TRIGGER}")
+        # The template's special tokens, once: nothing added in front of them.
+        ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt").input_ids
+        assert hybrid.engine.tokenize(prompt) == ids[0].tolist()
+        (generation,) = hybrid.rationales[(BLANK_LOCAL, sample["doc_id"])]
+        with torch.no_grad():
+            greedy = model.generate(ids, max_new_tokens=T, do_sample=False)[0, ids.shape[1] :]
+        assert tokenizer.decode(greedy, skip_special_tokens=True).startswith(generation.text)
+        answer = scoring_context(prompt, generation.text, "The answer is:")
+        assert (
+            answer.count("<|im_start|>assistant") == 1
+            and "<|im_end|>" not in answer[len(context) :]
+        )
+        for (_, choice), response in zip(sample["arguments"], sample["resps"], strict=True):
+            expected = direct_loglikelihood(tokenizer, model, answer, f" {choice}")
+            assert response[0][0] == pytest.approx(expected, abs=2e-3, rel=1e-4)
+
+
+def test_under_a_chat_template_a_free_form_answer_is_the_assistant_turn(
+    smollm2_dir, reference, shared_data
+):
+    import lm_eval
+
+    from thinkcost.tasks import task_manager
+
+    tokenizer, model = reference
+    freeform = backend(smollm2_dir, batch_size=2, trigger=TRIGGER, max_new_tokens=16)
+    output = lm_eval.simple_evaluate(
+        model=freeform,
+        tasks=["thinkcost_gsm8k_shared"],
+        task_manager=task_manager("thinkcost_gsm8k_shared", [REPO / "tests" / "tasks"]),
+        limit=2,
+        log_samples=True,
+        apply_chat_template=True,
+    )
+    for sample in output["samples"]["thinkcost_gsm8k_shared"]:
+        context = sample["arguments"][0][0]
+        assert context.endswith("<|im_start|>assistant\n")
+        prompt = generation_prompt(context, TRIGGER)
+        ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt").input_ids
+        with torch.no_grad():
+            greedy = model.generate(ids, max_new_tokens=16, do_sample=False)[0, ids.shape[1] :]
+        (generation,) = freeform.rationales[("thinkcost_gsm8k_shared", sample["doc_id"])]
+        assert sample["resps"][0][0] == generation.text
+        assert tokenizer.decode(greedy, skip_special_tokens=True).startswith(generation.text)
+        assert generation.tokens >= 1

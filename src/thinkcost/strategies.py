@@ -229,6 +229,8 @@ class Hybrid:
             choices = question.choices
             if question.choice_contexts:
                 choices = [" " + c for c in _joined(self._endings(question), choices)]
+            elif not any(c[:1].isspace() for c in choices):
+                choices = [" " + c for c in choices]  # the space _answer_contexts adds
             choice_tokens = _choice_tokens(engine, choices)
             cost.answer = [[prefix_tokens + t for t in choice_tokens] for _ in samples]
             answers.append(
@@ -250,6 +252,10 @@ class Hybrid:
         choice i's own sentence start (the rationale was generated after the whole question)."""
         context = scoring_context(prompt, rationale, self.answer_prefix)
         if not question.choice_contexts:
+            # Under a chat template lm-eval drops the space before each choice ("True", not
+            # " True"); after "The answer is:" the choice still needs one.
+            if context and not any(c[:1].isspace() for c in question.choices):
+                context += " "
             return [context]
         return [f"{context} {ending}" if context else ending for ending in self._endings(question)]
 

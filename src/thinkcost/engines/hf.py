@@ -269,6 +269,11 @@ class HFEngine(Engine):
         return self._eos
 
     def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        # A chat template writes the model's special tokens itself: a second BOS (Llama 3's
+        # <|begin_of_text|>) in front of them would be a prompt the model never saw.
+        bos = self.tokenizer.bos_token
+        if add_special_tokens and bos and text.startswith(bos):
+            add_special_tokens = False
         return self.tokenizer.encode(text, add_special_tokens=add_special_tokens)
 
     def detokenize(self, tokens: Sequence[int]) -> str:
