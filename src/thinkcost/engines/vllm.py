@@ -1,0 +1,204 @@
+"""The vLLM engine: the cluster's fast path (vLLM's offline `LLM`), and its CPU build here.
+
+The two primitives map onto vLLM's own API:
+
+- `generate`: one request per prompt with `SamplingParams(n=k)`, so a question's k samples share
+  the prompt's prefill; greedy is temperature 0. Prompts go in as token ids from the model's
+  own tokenizer (the hf engine's tokens), and every continuation is cut at its stop string or
+  EOS by the same rule as the hf engine's (`Engine.cut`), so text and token counts mean the same.
+- `score`: each (context, continuation) pair tokenized as lm-eval does, run as one prompt with
+  `prompt_logprobs`; automatic prefix caching computes a shared context (a question, its
+  rationale and the answer prefix) once for all its choices.
+
+Sampling is seeded per question (`SamplingSpec.sample_seed(key, 0)` seeds the request whose n
+samples vLLM draws), so a question's samples do not depend on the batch or on a resume; they are
+not the hf engine's samples (another random stream). Counters come from vLLM's own metrics:
+engine steps (forward passes), tokens per step, cached prefix tokens.
+
+vLLM starts its engine process with spawn: a script that loads this engine needs an
+`if __name__ == "__main__":` guard (Snakemake's scripts and pytest have one).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+
+from thinkcost.engines.base import (
+    Engine,
+    Generation,
+    GenerationRequest,
+    SamplingSpec,
+    ScoreRequest,
+)
+
+
+class VLLMEngine(Engine):
+    def __init__(
+        self,
+        pretrained: str,
+        device: str = "cpu",
+        dtype: str = "auto",
+        max_length: int | None = None,
+        max_batch_size: int = 32,
+        gpu_memory_utilization: float = 0.9,
+        tensor_parallel_size: int = 1,
+        cpu_kv_cache_gb: int = 4,
+        enforce_eager: bool | None = None,
+        seed: int = 0,
+        trust_remote_code: bool = False,
+        **ignored,
+    ) -> None:
+        super().__init__()
+        started = time.perf_counter()
+        # Options of the hf engine (draft_tokens, compile, attn_implementation) have no meaning
+        # here; they arrive because the evaluation settings are shared.
+        del ignored
+        from transformers import AutoTokenizer, GenerationConfig
+
+        if device.startswith("cpu"):
+            # The CPU build sizes its key/value cache from this variable, in GiB.
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(int(cpu_kv_cache_gb)))
+        from vllm import LLM
+
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            pretrained, trust_remote_code=trust_remote_code
+        )
+        self.llm = LLM(
+            model=pretrained,
+            tokenizer=pretrained,
+            dtype=dtype,
+            max_model_len=max_length,
+            max_num_seqs=max_batch_size,
+            enable_prefix_caching=True,
+            # torch.compile takes minutes on a CPU and is not cached between jobs there.
+            enforce_eager=device.startswith("cpu") if enforce_eager is None else enforce_eager,
+            gpu_memory_utilization=gpu_memory_utilization,
+            tensor_parallel_size=tensor_parallel_size,
+            seed=seed,
+            trust_remote_code=trust_remote_code,
+            disable_log_stats=False,  # the counters read vLLM's step metrics
+        )
+        self._max_length = int(self.llm.llm_engine.model_config.max_model_len)
+        eos = {self.tokenizer.eos_token_id}
+        try:
+            configured = GenerationConfig.from_pretrained(pretrained).eos_token_id
+        except OSError:  # no generation_config.json
+            configured = None
+        eos.update(configured if isinstance(configured, list) else [configured])
+        self._eos = frozenset(int(t) for t in eos if t is not None)
+        self.counters.load_seconds = time.perf_counter() - started
+
+    # ------------------------------------------------------------------ tokens
+
+    @property
+    def max_length(self) -> int:
+        return self._max_length
+
+    @property
+    def eos_token_ids(self) -> frozenset[int]:
+        return self._eos
+
+    def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        bos = self.tokenizer.bos_token  # as the hf engine: a chat template brings its own
+        if add_special_tokens and bos and text.startswith(bos):
+            add_special_tokens = False
+        return self.tokenizer.encode(text, add_special_tokens=add_special_tokens)
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(tokens), skip_special_tokens=True)
+
+    # ------------------------------------------------------------------ metering
+
+    def _steps(self) -> tuple[int, int]:
+        """Engine steps so far and the tokens they processed (vLLM's histogram of tokens per
+        step): forward passes and forward tokens."""
+        for metric in self.llm.get_metrics():
+            if metric.name == "vllm:iteration_tokens_total":
+                return int(metric.count), int(metric.sum)
+        return 0, 0
+
+    def _run(self, prompts: list, params: list) -> list:
+        passes, tokens = self._steps()
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        passes_after, tokens_after = self._steps()
+        self.counters.forward_passes += passes_after - passes
+        self.counters.forward_tokens += tokens_after - tokens
+        for output in outputs:
+            cached = output.num_cached_tokens or 0
+            self.counters.reused_tokens += cached
+        return outputs
+
+    # ------------------------------------------------------------------ primitives
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], spec: SamplingSpec
+    ) -> list[list[Generation]]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        started = time.perf_counter()
+        prompt_limit = max(1, self.max_length - spec.max_new_tokens)
+        prompts = [self.tokenize(r.prompt)[-prompt_limit:] for r in requests]
+        params = [
+            SamplingParams(
+                n=request.n,
+                max_tokens=spec.max_new_tokens,
+                temperature=spec.temperature if spec.do_sample else 0.0,
+                top_p=spec.top_p if spec.do_sample else 1.0,
+                seed=spec.sample_seed(request.key, 0) if spec.do_sample else None,
+                # vLLM stops at these; the cut below applies the hf engine's rule to the tokens.
+                stop=list(spec.stop) or None,
+                stop_token_ids=sorted(self._eos),
+                skip_special_tokens=True,
+            )
+            for request in requests
+        ]
+        outputs = self._run([TokensPrompt(prompt_token_ids=p) for p in prompts], params)
+        results = []
+        for prompt, output in zip(prompts, outputs, strict=True):
+            generations = [self.cut(list(o.token_ids), spec.stop) for o in output.outputs]
+            results.append(generations)
+            self.counters.prefill_tokens += len(prompt) - (output.num_cached_tokens or 0)
+            for completion, generation in zip(output.outputs, generations, strict=True):
+                # Ours counts the tokens up to the stop, as the hf engine does; vLLM's own
+                # count (decode_tokens) may hold a token or two more that finished the string.
+                self.counters.generated_tokens += generation.tokens
+                self.counters.decode_tokens += len(completion.token_ids)
+        self.counters.decode_seconds += time.perf_counter() - started
+        return results
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[list[tuple[float, bool]]]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        started = time.perf_counter()
+        pairs = []  # (whole prompt, number of continuation tokens)
+        for request in requests:
+            for continuation in request.continuations:
+                context_tokens, continuation_tokens = self.encode_pair(
+                    request.context, continuation
+                )
+                whole = (context_tokens + continuation_tokens)[-self.max_length :]
+                pairs.append((whole, min(len(continuation_tokens), len(whole) - 1)))
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1)
+        outputs = self._run(
+            [TokensPrompt(prompt_token_ids=w) for w, _ in pairs], [params] * len(pairs)
+        )
+        scores = []
+        for (whole, length), output in zip(pairs, outputs, strict=True):
+            loglik, greedy = 0.0, True
+            for position in range(len(whole) - length, len(whole)):
+                candidates = output.prompt_logprobs[position]
+                token = whole[position]
+                loglik += candidates[token].logprob
+                greedy = greedy and candidates[token].rank == 1
+            scores.append((loglik, greedy))
+            self.counters.scoring_tokens += len(whole) - (output.num_cached_tokens or 0)
+        self.counters.scoring_seconds += time.perf_counter() - started
+        answers, position = [], 0
+        for request in requests:
+            answers.append(scores[position : position + len(request.continuations)])
+            position += len(request.continuations)
+        return answers

@@ -1,0 +1,136 @@
+"""The vllm engine (vLLM's CPU build, `make install-vllm`) against the hf engine, on the real
+SmolLM2-135M-Instruct: same greedy rationales and chosen answers on the default tasks, close
+log-likelihoods, seeded samples, and a resumed cell."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("vllm", reason="the vllm engine's tests need `make install-vllm`")
+
+from thinkcost.backend import ThinkcostLM
+from thinkcost.engines import GenerationRequest, SamplingSpec, load_engine
+
+REPO = Path(__file__).resolve().parents[1]
+TRIGGER = "Let's think step by step."
+T = 48
+LOGLIK_ABS = 2e-3  # float32 sums in another order (other kernels, other batch shapes)
+DEFAULT_TASKS = {
+    "thinkcost_bigbench_logical_deduction_three_objects": "logical_deduction_three_objects",
+    "thinkcost_bigbench_date_understanding": "date_understanding",
+    "thinkcost_bigbench_tracking_shuffled_objects_three_objects": (
+        "tracking_shuffled_objects_three_objects"
+    ),
+    "thinkcost_bigbench_navigate": "navigate",
+}
+
+
+@pytest.fixture(scope="module")
+def engines(smollm2_dir):
+    vllm = load_engine("vllm", str(smollm2_dir), dtype="float32", max_length=2048)
+    hf = load_engine("hf", str(smollm2_dir), dtype="float32", max_batch_size=8)
+    return hf, vllm
+
+
+def run_default_tasks(engine, workdir: Path) -> dict:
+    import lm_eval
+
+    from thinkcost.tasks import task_manager
+
+    model = ThinkcostLM(pretrained="", engine=engine, trigger=TRIGGER, max_new_tokens=T)
+    results = {}
+    for task in DEFAULT_TASKS:
+        output = lm_eval.simple_evaluate(
+            model=model,
+            tasks=[task],
+            task_manager=task_manager(task, [REPO / "config" / "tasks"]),
+            limit=3,
+            log_samples=True,
+        )
+        results[task] = output["samples"][task]
+    return {"samples": results, "rationales": model.rationales, "costs": model.request_costs}
+
+
+def test_greedy_rationales_and_answers_equal_the_hf_engines(
+    engines, bigbench_data, tmp_path, monkeypatch
+):
+    # The task YAMLs read the staged data relative to the working directory.
+    staged = tmp_path / "results" / "stage" / "data"
+    staged.mkdir(parents=True)
+    (staged / "bigbench").symlink_to(bigbench_data)
+    monkeypatch.chdir(tmp_path)
+    hf, vllm = engines
+    ours, theirs = run_default_tasks(hf, tmp_path), run_default_tasks(vllm, tmp_path)
+    assert ours["rationales"].keys() == theirs["rationales"].keys()
+    assert len(ours["rationales"]) == 4 * 3
+    for key, (generation,) in ours["rationales"].items():
+        (other,) = theirs["rationales"][key]
+        assert (other.text, other.tokens, other.stopped_by) == (
+            generation.text,
+            generation.tokens,
+            generation.stopped_by,
+        ), key
+    for task in DEFAULT_TASKS:
+        for a, b in zip(ours["samples"][task], theirs["samples"][task], strict=True):
+            logliks_a = [r[0][0] for r in a["resps"]]
+            logliks_b = [r[0][0] for r in b["resps"]]
+            assert logliks_b == pytest.approx(logliks_a, abs=LOGLIK_ABS)
+            assert logliks_a.index(max(logliks_a)) == logliks_b.index(max(logliks_b))
+    # The same questions cost the same tokens, counted with the model's tokenizer.
+    key = lambda cost: (cost.task, cost.doc_id)  # noqa: E731
+    for a, b in zip(sorted(ours["costs"], key=key), sorted(theirs["costs"], key=key), strict=True):
+        assert (a.prompt_tokens, a.generated, a.answer) == (b.prompt_tokens, b.generated, b.answer)
+    # vLLM's own count of generated tokens holds ours (which stops where the stop string ends).
+    assert vllm.counters.decode_tokens >= vllm.counters.generated_tokens > 0
+    assert vllm.counters.forward_passes > 0 and vllm.counters.forward_tokens > 0
+
+
+def test_k_samples_are_seeded_per_question(engines):
+    _, vllm = engines
+    spec = SamplingSpec(max_new_tokens=16, do_sample=True, temperature=0.8, seed=7)
+    prompt = f"Q: Alice has 3 apples and gives one away. How many are left?\nA: {TRIGGER}"
+    alone = vllm.generate([GenerationRequest(prompt, 4, "q1")], spec)[0]
+    in_company = vllm.generate(
+        [
+            GenerationRequest("The capital of France is", 3, "q0"),
+            GenerationRequest(prompt, 4, "q1"),
+        ],
+        spec,
+    )[1]
+    assert [g.text for g in alone] == [g.text for g in in_company]
+    assert len({g.text for g in alone}) > 1  # k different samples
+    other_key = vllm.generate([GenerationRequest(prompt, 4, "q2")], spec)[0]
+    assert [g.text for g in other_key] != [g.text for g in alone]
+
+
+def test_a_resumed_cell_continues_from_its_checkpoint(engines, tmp_path):
+    from lm_eval.api.instance import Instance
+
+    _, vllm = engines
+    questions = [
+        ("Q: Is the sky blue on a clear day?\nA:", [" yes", " no"]),
+        ("Q: Which is heavier, a feather or a brick?\nA:", [" a feather", " a brick"]),
+        ("Q: Is fire cold?\nA:", [" yes", " no"]),
+    ]
+    requests = [
+        Instance("loglikelihood", {}, (context, choice), len(questions) * d + i, ("toy", d, 1))
+        for d, (context, choices) in enumerate(questions)
+        for i, choice in enumerate(choices)
+    ]
+    checkpoint = tmp_path / "checkpoint.jsonl"
+    knobs = {"engine": vllm, "trigger": TRIGGER, "max_new_tokens": 16}
+    first = ThinkcostLM(pretrained="", checkpoint=str(checkpoint), **knobs)
+    scores = first.loglikelihood(requests)
+    lines = checkpoint.read_text().splitlines()
+    assert len(lines) == 1 + len(questions)
+    checkpoint.write_text("\n".join([*lines[:-1], lines[-1][:20]]) + "\n")  # killed mid-write
+    second = ThinkcostLM(pretrained="", checkpoint=str(checkpoint), **knobs)
+    resumed = second.loglikelihood(requests)
+    assert second.resumed_requests == len(questions) - 1
+    assert [s for s, _ in resumed] == pytest.approx([s for s, _ in scores], abs=LOGLIK_ABS)
+    assert all(math.isfinite(s) for s, _ in resumed)
+    assert os.path.exists(checkpoint)
