@@ -372,20 +372,26 @@ class TimedEngine:
 
 
 def run_thinkcost(
-    settings: Settings, questions: dict[str, list], options: argparse.Namespace
+    settings: Settings,
+    questions: dict[str, list],
+    options: argparse.Namespace,
+    engine_name: str = "hf",
+    label: str = "thinkcost",
+    **engine_options,
 ) -> tuple[MethodResult, object, float]:
     """Our result, the engine (for its counters) and the strategy's seconds per answer call."""
     from thinkcost.engines import SamplingSpec, load_engine
     from thinkcost.strategies import Hybrid
 
-    result = MethodResult("thinkcost")
+    result = MethodResult(label)
     with stopwatch(options.device) as load:
         engine = load_engine(
-            "hf",
+            engine_name,
             str(settings.model_dir),
             device=options.device,
             dtype=options.dtype,
             max_batch_size=options.batch_size,
+            **engine_options,
         )
     result.load_seconds = load[0]
     strategy = Hybrid(
@@ -396,7 +402,8 @@ def run_thinkcost(
     timed = TimedEngine(engine, options.device)
     answer_seconds = 0.0
     for task, task_questions in questions.items():
-        engine.clear_prefix_cache()  # a cell starts with an empty cache
+        if hasattr(engine, "clear_prefix_cache"):
+            engine.clear_prefix_cache()  # a cell starts with an empty cache
         with stopwatch(options.device) as seconds:
             answers = strategy.answer(timed, task_questions)
         answer_seconds += seconds[0]

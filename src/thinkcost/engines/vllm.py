@@ -60,6 +60,10 @@ class VLLMEngine(Engine):
         if device.startswith("cpu"):
             # The CPU build sizes its key/value cache from this variable, in GiB.
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(int(cpu_kv_cache_gb)))
+            # Its engine core in a process of its own, beside the worker it binds to one core,
+            # ran a Snakemake job here at 0.7 generated tokens/s (the same code outside
+            # Snakemake: over 100); in the job's own process it runs at full speed.
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         from vllm import LLM
 
         self.tokenizer = AutoTokenizer.from_pretrained(
