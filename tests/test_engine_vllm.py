@@ -134,3 +134,24 @@ def test_a_resumed_cell_continues_from_its_checkpoint(engines, tmp_path):
     assert [s for s, _ in resumed] == pytest.approx([s for s, _ in scores], abs=LOGLIK_ABS)
     assert all(math.isfinite(s) for s, _ in resumed)
     assert os.path.exists(checkpoint)
+
+
+def test_free_form_answers_equal_the_hf_engines(engines, shared_data):
+    import lm_eval
+
+    from thinkcost.tasks import task_manager
+
+    task = "thinkcost_gsm8k_shared"  # tests/tasks/gsm8k_shared.yaml, from ../shared/data
+    texts = []
+    for engine in engines:
+        model = ThinkcostLM(pretrained="", engine=engine, trigger=TRIGGER, max_new_tokens=T)
+        output = lm_eval.simple_evaluate(
+            model=model,
+            tasks=[task],
+            task_manager=task_manager(task, [REPO / "tests" / "tasks"]),
+            limit=3,
+            log_samples=True,
+        )
+        texts.append([s["resps"][0][0] for s in output["samples"][task]])
+    assert texts[0] == texts[1]
+    assert all(texts[0])
