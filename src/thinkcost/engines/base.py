@@ -147,6 +147,40 @@ class Engine(ABC):
         return cut_generation(list(new_tokens), self.eos_token_ids, stop, self.detokenize)
 
 
+class TransformersTokenizerEngine(Engine):
+    """An engine that counts with a transformers tokenizer (`self.tokenizer`): what both of
+    ours share. A subclass sets `_max_length` and calls `_set_eos` as it loads."""
+
+    tokenizer = None
+    _max_length: int
+    _eos: frozenset[int]
+
+    def _set_eos(self, configured) -> None:
+        """End-of-sequence ids: the tokenizer's and the generation config's (one id or a list)."""
+        eos = {self.tokenizer.eos_token_id}
+        eos.update(configured if isinstance(configured, list) else [configured])
+        self._eos = frozenset(int(t) for t in eos if t is not None)
+
+    @property
+    def max_length(self) -> int:
+        return self._max_length
+
+    @property
+    def eos_token_ids(self) -> frozenset[int]:
+        return self._eos
+
+    def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        # A chat template writes the model's special tokens itself: a second BOS (Llama 3's
+        # <|begin_of_text|>) in front of them would be a prompt the model never saw.
+        bos = self.tokenizer.bos_token
+        if add_special_tokens and bos and text.startswith(bos):
+            add_special_tokens = False
+        return self.tokenizer.encode(text, add_special_tokens=add_special_tokens)
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(tokens), skip_special_tokens=True)
+
+
 def cut_generation(
     new_tokens: list[int],
     eos_token_ids: frozenset[int],

@@ -33,11 +33,11 @@ import numpy as np
 import torch
 
 from thinkcost.engines.base import (
-    Engine,
     Generation,
     GenerationRequest,
     SamplingSpec,
     ScoreRequest,
+    TransformersTokenizerEngine,
 )
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ def _merge(first: _Batch | None, second: _Batch) -> _Batch:
     return _Batch(kv, mask, positions, first.rows + second.rows)
 
 
-class HFEngine(Engine):
+class HFEngine(TransformersTokenizerEngine):
     """A transformers causal LM behind the engine interface."""
 
     def __init__(
@@ -236,10 +236,7 @@ class HFEngine(Engine):
         # Greedy decoding verifies up to this many prompt-lookup draft tokens per step (0: off).
         self.draft_tokens = int(draft_tokens)
         self._max_length = int(max_length) if max_length else self._model_max_length()
-        eos = {self.tokenizer.eos_token_id}
-        configured = getattr(self.model.generation_config, "eos_token_id", None)
-        eos.update(configured if isinstance(configured, list) else [configured])
-        self._eos = frozenset(int(t) for t in eos if t is not None)
+        self._set_eos(getattr(self.model.generation_config, "eos_token_id", None))
         # The batch layout puts masked columns between a row's tokens, so a sliding window
         # measured in columns would not be one in tokens: refuse sequences that reach it.
         text_config = self.model.config.get_text_config()
@@ -257,27 +254,6 @@ class HFEngine(Engine):
         from lm_eval.models.utils import resolve_max_length
 
         return int(resolve_max_length(self.model.config, self.tokenizer, default=2048))
-
-    # ------------------------------------------------------------------ tokens
-
-    @property
-    def max_length(self) -> int:
-        return self._max_length
-
-    @property
-    def eos_token_ids(self) -> frozenset[int]:
-        return self._eos
-
-    def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
-        # A chat template writes the model's special tokens itself: a second BOS (Llama 3's
-        # <|begin_of_text|>) in front of them would be a prompt the model never saw.
-        bos = self.tokenizer.bos_token
-        if add_special_tokens and bos and text.startswith(bos):
-            add_special_tokens = False
-        return self.tokenizer.encode(text, add_special_tokens=add_special_tokens)
-
-    def detokenize(self, tokens: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(tokens), skip_special_tokens=True)
 
     # ------------------------------------------------------------------ the model
 

@@ -26,15 +26,15 @@ import time
 from collections.abc import Sequence
 
 from thinkcost.engines.base import (
-    Engine,
     Generation,
     GenerationRequest,
     SamplingSpec,
     ScoreRequest,
+    TransformersTokenizerEngine,
 )
 
 
-class VLLMEngine(Engine):
+class VLLMEngine(TransformersTokenizerEngine):
     def __init__(
         self,
         pretrained: str,
@@ -85,33 +85,11 @@ class VLLMEngine(Engine):
             disable_log_stats=False,  # the counters read vLLM's step metrics
         )
         self._max_length = int(self.llm.llm_engine.model_config.max_model_len)
-        eos = {self.tokenizer.eos_token_id}
         try:
-            configured = GenerationConfig.from_pretrained(pretrained).eos_token_id
+            self._set_eos(GenerationConfig.from_pretrained(pretrained).eos_token_id)
         except OSError:  # no generation_config.json
-            configured = None
-        eos.update(configured if isinstance(configured, list) else [configured])
-        self._eos = frozenset(int(t) for t in eos if t is not None)
+            self._set_eos(None)
         self.counters.load_seconds = time.perf_counter() - started
-
-    # ------------------------------------------------------------------ tokens
-
-    @property
-    def max_length(self) -> int:
-        return self._max_length
-
-    @property
-    def eos_token_ids(self) -> frozenset[int]:
-        return self._eos
-
-    def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
-        bos = self.tokenizer.bos_token  # as the hf engine: a chat template brings its own
-        if add_special_tokens and bos and text.startswith(bos):
-            add_special_tokens = False
-        return self.tokenizer.encode(text, add_special_tokens=add_special_tokens)
-
-    def detokenize(self, tokens: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(tokens), skip_special_tokens=True)
 
     # ------------------------------------------------------------------ metering
 
