@@ -174,6 +174,13 @@ def test_metrics_of_groups_and_filtered_tasks_are_read_from_their_yaml():
         validate(config)
 
 
+def test_a_metric_given_as_a_function_is_not_refused():
+    # `metric: !function utils.pass_at_k` is reported under the function's own name.
+    config = copy.deepcopy(BASE)
+    config["tasks"] = {"humaneval": {"metric": "pass_at_k,create_test"}}
+    validate(config)
+
+
 def test_an_imported_task_metric_is_not_checked_against_the_yaml(tmp_path):
     # An import may come from another harness version; its file is checked when read.
     results = tmp_path / "results.json"

@@ -64,6 +64,7 @@ def test_a_metric_missing_after_the_run_loses_no_answer(smollm2_dir, tmp_path):
 
     record = evaluate_cell(**cell_arguments(smollm2_dir, tmp_path, "acc,none"))
     assert record["resumed_requests"] == 4  # every answer came from the checkpoint
+    assert not (tmp_path / "unscored").exists()  # the complete cell replaces it
     assert record["forward_passes"] == 0
     assert (
         json.loads((tmp_path / "results.json").read_text())["results"][TASK]["acc,none"]

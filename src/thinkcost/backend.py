@@ -32,7 +32,7 @@ from thinkcost.strategies import Answer, Direct, FreeForm, Hybrid, Question, who
 log = logging.getLogger(__name__)
 
 # Changes whenever a checkpointed record would mean something else: older files are not reused.
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3
 
 
 @register_model("thinkcost")

@@ -8,6 +8,7 @@ import logging
 import os
 import platform
 import resource
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -260,6 +261,7 @@ def evaluate_cell(
     paths = [Path(p) for p in (results_path, samples_path, requests_path, cost_path)]
     _write_outputs(paths, output, samples, costs, record)
     model.checkpoint.remove()
+    shutil.rmtree(Path(results_path).parent / "unscored", ignore_errors=True)
     return record
 
 

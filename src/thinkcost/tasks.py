@@ -48,7 +48,9 @@ def _builtin_index() -> dict[str, list[str]]:
 
     version = getattr(lm_eval, "__version__", "unknown")
     cache_dir = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "thinkcost"
-    cache = cache_dir / f"lm_eval-{version}-task-index.json"
+    # The index holds absolute paths: one per installation, not per version.
+    where = hashlib.sha256(lm_eval.__file__.encode()).hexdigest()[:12]
+    cache = cache_dir / f"lm_eval-{version}-{where}-task-index.json"
     if cache.exists():
         return json.loads(cache.read_text())
     index = _scan(Path(lm_eval.__file__).parent / "tasks")
@@ -115,6 +117,8 @@ def reported_metrics(name: str, include_paths: list[Path]) -> set[str] | None:
             if "class" in config:
                 return None
             entries = config.get("metric_list")
+            if entries and any(_is_function(entry.get("metric")) for entry in entries):
+                return None  # `metric: !function …` is named by the function lm-eval imports
             names = (
                 [entry["metric"] for entry in entries if isinstance(entry.get("metric"), str)]
                 if entries
@@ -123,6 +127,11 @@ def reported_metrics(name: str, include_paths: list[Path]) -> set[str] | None:
             filters = _filter_names(config) or ["none"]
             return {f"{metric},{f}" for metric in names for f in filters}
     return None
+
+
+def _is_function(metric) -> bool:
+    """A metric given as `!function module.name` (read unresolved: a path)."""
+    return not isinstance(metric, str) or "/" in metric or "." in metric
 
 
 def metric_matches(metric: str, reported: set[str]) -> bool:

@@ -162,7 +162,8 @@ class VLLMEngine(TransformersTokenizerEngine):
                 context_tokens, continuation_tokens = self.encode_pair(
                     request.context, continuation
                 )
-                whole = (context_tokens + continuation_tokens)[-self.max_length :]
+                # vLLM refuses a prompt that leaves no room for the one token it must generate.
+                whole = (context_tokens + continuation_tokens)[-(self.max_length - 1) :]
                 pairs.append((whole, min(len(continuation_tokens), len(whole) - 1)))
         params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1)
         outputs = self._run(
