@@ -36,22 +36,25 @@ def engines(smollm2_dir):
     return hf, vllm
 
 
-def run_default_tasks(engine, workdir: Path) -> dict:
+def samples(model: ThinkcostLM, task: str, task_dir: Path, limit: int = 3) -> list[dict]:
+    """lm-eval's per-sample log of `task` (its YAML in `task_dir`), first `limit` questions."""
     import lm_eval
 
     from thinkcost.tasks import task_manager
 
+    output = lm_eval.simple_evaluate(
+        model=model,
+        tasks=[task],
+        task_manager=task_manager(task, [task_dir]),
+        limit=limit,
+        log_samples=True,
+    )
+    return output["samples"][task]
+
+
+def run_default_tasks(engine) -> dict:
     model = ThinkcostLM(pretrained="", engine=engine, trigger=TRIGGER, max_new_tokens=T)
-    results = {}
-    for task in DEFAULT_TASKS:
-        output = lm_eval.simple_evaluate(
-            model=model,
-            tasks=[task],
-            task_manager=task_manager(task, [REPO / "config" / "tasks"]),
-            limit=3,
-            log_samples=True,
-        )
-        results[task] = output["samples"][task]
+    results = {task: samples(model, task, REPO / "config" / "tasks") for task in DEFAULT_TASKS}
     return {"samples": results, "rationales": model.rationales, "costs": model.request_costs}
 
 
@@ -64,7 +67,7 @@ def test_greedy_rationales_and_answers_equal_the_hf_engines(
     (staged / "bigbench").symlink_to(bigbench_data)
     monkeypatch.chdir(tmp_path)
     hf, vllm = engines
-    ours, theirs = run_default_tasks(hf, tmp_path), run_default_tasks(vllm, tmp_path)
+    ours, theirs = run_default_tasks(hf), run_default_tasks(vllm)
     assert ours["rationales"].keys() == theirs["rationales"].keys()
     assert len(ours["rationales"]) == 4 * 3
     for key, (generation,) in ours["rationales"].items():
@@ -137,21 +140,10 @@ def test_a_resumed_cell_continues_from_its_checkpoint(engines, tmp_path):
 
 
 def test_free_form_answers_equal_the_hf_engines(engines, shared_data):
-    import lm_eval
-
-    from thinkcost.tasks import task_manager
-
     task = "thinkcost_gsm8k_shared"  # tests/tasks/gsm8k_shared.yaml, from ../shared/data
     texts = []
     for engine in engines:
         model = ThinkcostLM(pretrained="", engine=engine, trigger=TRIGGER, max_new_tokens=T)
-        output = lm_eval.simple_evaluate(
-            model=model,
-            tasks=[task],
-            task_manager=task_manager(task, [REPO / "tests" / "tasks"]),
-            limit=3,
-            log_samples=True,
-        )
-        texts.append([s["resps"][0][0] for s in output["samples"][task]])
+        texts.append([s["resps"][0][0] for s in samples(model, task, REPO / "tests" / "tasks")])
     assert texts[0] == texts[1]
     assert all(texts[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -179,6 +180,12 @@ def _prompt_text(arguments) -> str:
     return arguments[0][0]
 
 
+@functools.lru_cache(maxsize=8)
+def _token_table(path: str) -> pd.DataFrame:
+    """A token-count table, read once however many cells it covers (filtered, never changed)."""
+    return pd.read_csv(path, dtype=str, skipinitialspace=True)
+
+
 def table_token_counts(spec: dict, task: str) -> tuple[float, float]:
     """Mean prompt and generated tokens of `task` from an import's `token_counts` table.
 
@@ -186,7 +193,7 @@ def table_token_counts(spec: dict, task: str) -> tuple[float, float]:
     (values compared as text, surrounding spaces ignored). No row: both NaN, as for a task the
     table's author did not count; a column not named (`prompt_tokens`): NaN.
     """
-    table = pd.read_csv(spec["table"], dtype=str, skipinitialspace=True)
+    table = _token_table(spec["table"])
     selected = table
     for column, value in {**spec.get("where", {}), spec.get("task_column", "task"): task}.items():
         selected = selected[selected[column].str.strip() == str(value).strip()]

@@ -9,6 +9,7 @@ the TaskManager, so a typo costs 10 s once and a valid config costs nothing.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 import os
@@ -63,6 +64,12 @@ def _builtin_index() -> dict[str, list[str]]:
 
 def task_index(include_paths: list[Path]) -> dict[str, list[str]]:
     """lm-eval's own task YAMLs and ours: name -> the files that name it (ours last)."""
+    return _task_index(tuple(str(path) for path in include_paths))
+
+
+@functools.lru_cache(maxsize=4)
+def _task_index(include_paths: tuple[str, ...]) -> dict[str, list[str]]:
+    # Built once per planning: the name and metric checks of every task read it.
     index = {name: list(paths) for name, paths in _builtin_index().items()}
     for path in include_paths:
         for name, paths in _scan(Path(path)).items():
