@@ -106,8 +106,19 @@ def planned_jobs(output: str) -> dict[str, int]:
 
 def planned_cells(output: str) -> set[str]:
     """The cells a dry run plans to evaluate (from the evaluate jobs' output lines)."""
-    pattern = r"^\s+output: results/evaluate/([^/\s]+/[^/\s]+/[^/\s]+)/results\.json"
-    return set(re.findall(pattern, output, re.MULTILINE))
+    return set(planned_reasons(output))
+
+
+def planned_reasons(output: str) -> dict[str, str]:
+    """Each cell a dry run plans to evaluate, with Snakemake's reason for running it."""
+    cell = r"^\s+output: results/evaluate/([^/\s]+/[^/\s]+/[^/\s]+)/results\.json"
+    reasons = {}
+    for job in output.split("\n\n"):
+        found = re.search(cell, job, re.MULTILINE)
+        if found:
+            reason = re.search(r"^\s+reason: (.*)$", job, re.MULTILINE)
+            reasons[found.group(1)] = reason.group(1) if reason else ""
+    return reasons
 
 
 @pytest.fixture(scope="module")
@@ -234,11 +245,22 @@ def test_killed_run_reruns_only_missing_or_incomplete_cells(finished_run):
     os.killpg(process.pid, signal.SIGINT)
     process.wait(timeout=120)
 
-    done = {c for c in removed if (evaluate / c / "results.json").exists()}
-    assert done, "no cell finished before the interrupt"
-    assert done != set(removed), "every cell finished before the interrupt; nothing was tested"
-    planned = planned_cells(snakemake(finished_run, "-n").stdout)
-    assert planned == {f"smollm2/{c}" for c in set(removed) - done}
+    written = {c for c in removed if (evaluate / c / "results.json").exists()}
+    assert written, "no cell finished before the interrupt"
+    assert written != set(removed), "every cell finished before the interrupt; nothing was tested"
+    # A cell whose results.json was written but whose job Snakemake had not yet recorded as
+    # finished when the interrupt came is marked incomplete, and rightly planned again: only
+    # cells that are missing or marked incomplete may be planned, and every missing one must be.
+    # (The profile's rerun-incomplete makes Snakemake force incomplete jobs: "Forced execution".)
+    planned = planned_reasons(snakemake(finished_run, "-n").stdout)
+    missing = {f"smollm2/{c}" for c in set(removed) - written}
+    assert missing <= set(planned)
+    for cell, reason in planned.items():
+        if cell in missing:
+            assert reason.startswith("Missing output files"), (cell, reason)
+        else:
+            assert reason.startswith(("Incomplete output files", "Forced execution")), (cell, reason)
+    assert set(planned) - missing != {f"smollm2/{c}" for c in written}, "nothing finished cleanly"
 
     rerun = snakemake(finished_run, "--cores", "2")
     assert rerun.returncode == 0, rerun.stderr[-3000:]
