@@ -259,7 +259,10 @@ def test_killed_run_reruns_only_missing_or_incomplete_cells(finished_run):
         if cell in missing:
             assert reason.startswith("Missing output files"), (cell, reason)
         else:
-            assert reason.startswith(("Incomplete output files", "Forced execution")), (cell, reason)
+            assert reason.startswith(("Incomplete output files", "Forced execution")), (
+                cell,
+                reason,
+            )
     assert set(planned) - missing != {f"smollm2/{c}" for c in written}, "nothing finished cleanly"
 
     rerun = snakemake(finished_run, "--cores", "2")
