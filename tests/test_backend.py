@@ -6,9 +6,9 @@ transformers on the same strings, and the generated-token counts against the tok
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from lm_eval.api.instance import Instance
@@ -16,7 +16,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from thinkcost.backend import ThinkcostLM
 from thinkcost.engines import GenerationRequest, SamplingSpec
-from thinkcost.strategies import generation_prompt, scoring_context, vote_majority, whole_question
+from thinkcost.strategies import generation_prompt, scoring_context, whole_question
 
 REPO = Path(__file__).resolve().parents[1]
 QUESTIONS = [
@@ -163,23 +163,11 @@ def test_direct_format_scores_each_choice_after_the_question(smollm2_dir, refere
     assert direct.rationales == {}
 
 
-def test_majority_vote_orders_by_votes_then_marginal():
-    # 3 choices × 3 samples: choice 1 wins samples 0 and 2, choice 0 wins sample 1.
-    per_choice = [
-        [(-1.0, False), (-0.1, False), (-3.0, False)],
-        [(-0.5, False), (-2.0, False), (-0.2, False)],
-        [(-4.0, False), (-5.0, False), (-6.0, False)],
-    ]
-    per_sample = [[per_choice[c][k][0] for c in range(3)] for k in range(3)]
-    combined = [score for score, _ in vote_majority(np.array(per_sample))]
-    assert 2 <= combined[1] < 2.5
-    assert 1 <= combined[0] < 1.5
-    assert 0 <= combined[2] < 0.5
-
-
-def test_self_consistency_votes_over_k_sampled_rationales(smollm2_dir, reference):
-    """k = 3 sampled rationales per question: each is scored on its own, the vote counts them,
-    the cost record counts every sample's tokens, and the same seed gives the same samples."""
+@pytest.mark.parametrize("vote", ["majority", "weighted", "best_of_n"])
+def test_votes_over_k_sampled_rationales(smollm2_dir, reference, vote):
+    """k = 3 sampled rationales per question: each sample's answer, its own sequence
+    log-likelihood and the vote are recomputed independently with plain forward passes; the
+    cost record counts every sample's tokens, and the same seed gives the same samples."""
     tokenizer, model = reference
 
     def sampler():
@@ -191,7 +179,7 @@ def test_self_consistency_votes_over_k_sampled_rationales(smollm2_dir, reference
             do_sample=True,
             temperature=1.0,
             num_samples=3,
-            vote="majority",
+            vote=vote,
             seed=7,
         )
 
@@ -202,18 +190,40 @@ def test_self_consistency_votes_over_k_sampled_rationales(smollm2_dir, reference
         generations = sc.rationales[("toy", doc_id)]
         assert len(generations) == 3
         assert len({g.text for g in generations}) > 1, "sampling gave identical rationales"
-        # Votes recomputed independently: each sample votes for its most likely choice.
-        votes = [0] * len(choices)
+        prompt = generation_prompt(context, TRIGGER)
+        said, own = [], []
         for g in generations:
-            after = scoring_context(generation_prompt(context, TRIGGER), g.text, "The answer is:")
+            after = scoring_context(prompt, g.text, "The answer is:")
             logliks = [direct_loglikelihood(tokenizer, model, after, c) for c in choices]
-            votes[max(range(len(choices)), key=logliks.__getitem__)] += 1
+            choice = max(range(len(choices)), key=logliks.__getitem__)
+            said.append(choice)
+            # The sample's score: mean log-probability per token of rationale + chosen choice.
+            rationale = direct_loglikelihood(tokenizer, model, prompt, g.text) if g.text else 0.0
+            count = len(tokenizer(prompt + g.text).input_ids) - len(tokenizer(prompt).input_ids)
+            count += len(tokenizer(choices[choice], add_special_tokens=False).input_ids)
+            own.append((rationale + logliks[choice]) / count)
+        record = sc.samples[("toy", doc_id)]
+        assert record["answers"] == said
+        assert record["scores"] == pytest.approx(own, abs=2e-3)
+        if vote == "best_of_n":
+            expected = said[max(range(3), key=lambda i: (own[i], -i))]
+        else:
+            weight = [math.exp(o) if vote == "weighted" else 1.0 for o in own]
+            tally = {a: sum(w for s_, w in zip(said, weight, strict=True) if s_ == a) for a in said}
+            expected = max(
+                tally,
+                key=lambda a: (
+                    tally[a],
+                    max(o for s_, o in zip(said, own, strict=True) if s_ == a),
+                    -said.index(a),
+                ),
+            )
         combined = [
             score
             for request, (score, _) in zip(requests, scores, strict=True)
             if request.doc_id == doc_id
         ]
-        assert [int(score) for score in combined] == votes
+        assert max(range(len(choices)), key=combined.__getitem__) == expected
         (cost,) = [c for c in sc.request_costs if c.doc_id == doc_id]
         assert cost.generated == [g.tokens for g in generations]
         assert len(cost.answer) == 3

@@ -151,6 +151,40 @@ def cell_row(
     }
 
 
+def sweep_rows(row: dict, cost: dict, convention: str) -> list[dict]:
+    """A swept cell's rows, one per k, named `<optimization>@<k>` (from its cost record's
+    `sweep`, which `thinkcost.sweeps` wrote): the vote's expected score over every subset of k
+    of the K samples, with its coverage (pass@k) and the tokens and FLOPs of k samples.
+
+    Seconds were measured for all K samples together, so a k row has none (NaN)."""
+    rows = []
+    for entry in cost["sweep"]:
+        k = int(entry["k"])
+        rows.append(
+            {
+                **row,
+                "optimization": f"{row['optimization']}@{k}",
+                "score": entry["score"],
+                "stderr": entry["stderr"],
+                "n": entry["n"],
+                "prompt_tokens_mean": entry["prompt_tokens_mean"],
+                "generated_tokens_mean": entry["generated_tokens_mean"],
+                "inference_flops_per_request": entry[f"inference_flops_per_request_{convention}"],
+                "inference_flops_per_request_paper": entry["inference_flops_per_request_paper"],
+                "inference_flops_per_request_full": entry["inference_flops_per_request_full"],
+                "seconds_per_request": float("nan"),
+                "samples_per_request": k,
+                "sweep_of": row["optimization"],
+                "k": k,
+                "vote": entry["rule"],
+                "coverage": entry["coverage"],
+                "coverage_stderr": entry["coverage_stderr"],
+                "estimate": entry["estimate"],
+            }
+        )
+    return rows
+
+
 def _read_jsonl(path: str | Path) -> list[dict]:
     rows = []
     with Path(path).open() as handle:
@@ -342,6 +376,12 @@ def add_averages(scores: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
         ):
             row[column] = group[column].mean()
         row["unanswered"] = group["unanswered"].sum()
+        if "sweep_of" in group and group["sweep_of"].notna().all():  # one k of a sweep
+            row.update({column: first[column] for column in ("sweep_of", "k", "vote", "estimate")})
+            row["coverage"] = group["coverage"].mean()
+            row["coverage_stderr"] = float(
+                np.sqrt(np.sum(group["coverage_stderr"].to_numpy(dtype=float) ** 2)) / len(group)
+            )
         rows.append(row)
     averages = pd.DataFrame(rows)
     return pd.concat([scores, averages], ignore_index=True) if rows else scores
@@ -361,7 +401,9 @@ def aggregate_scores(cells: list[dict], config: dict) -> pd.DataFrame:
         if "import" in cell:
             rows.append(import_row(cell, model, cell["import"], convention))
         else:
-            rows.append(cell_row(cell, model, cell["results"], cell["cost"], convention))
+            row = cell_row(cell, model, cell["results"], cell["cost"], convention)
+            cost = read_json(cell["cost"])
+            rows.extend(sweep_rows(row, cost, convention) if cost.get("sweep") else [row])
     scores = pd.DataFrame(rows)
     scores = add_averages(scores, list(config["tasks"]))
     extra = [c for c in scores.columns if c not in COLUMNS]

@@ -32,7 +32,7 @@ from thinkcost.strategies import Answer, Direct, FreeForm, Hybrid, Question, who
 log = logging.getLogger(__name__)
 
 # Changes whenever a checkpointed record would mean something else: older files are not reused.
-CHECKPOINT_VERSION = 3
+CHECKPOINT_VERSION = 4
 
 
 @register_model("thinkcost")
@@ -51,6 +51,7 @@ class ThinkcostLM(TemplateLM):
         top_p: float = 1.0,
         num_samples: int = 1,
         vote: str = "majority",
+        score: str = "mean",
         seed: int = 1234,
         batch_size: int = 32,
         checkpoint: str | None = None,
@@ -85,6 +86,10 @@ class ThinkcostLM(TemplateLM):
             answer_prefix=answer_prefix,
             num_samples=self.num_samples,
             vote=vote,
+            score=score,
+        )
+        self.free_form = FreeForm(
+            spec=self.spec, trigger=trigger, num_samples=self.num_samples, vote=vote, score=score
         )
         # An engine already loaded (a benchmark, a test) is used as it is.
         self.engine: Engine = (
@@ -104,6 +109,8 @@ class ThinkcostLM(TemplateLM):
 
         self.request_costs: list[RequestCost] = []
         self.rationales: dict[tuple[str | None, int | None], list[Generation]] = {}
+        # Per question with k > 1 samples: each sample's answer and score (Answer.samples).
+        self.samples: dict[tuple[str | None, int | None], dict] = {}
         self.resumed_requests = 0
         self.resumed_seconds = 0.0
         self.resumed_generation_seconds = 0.0
@@ -118,6 +125,7 @@ class ThinkcostLM(TemplateLM):
                 "answer_prefix": answer_prefix,
                 "num_samples": self.num_samples,
                 "vote": vote,
+                "score": score,
                 "spec": asdict(self.spec),
                 "engine_options": {k: str(v) for k, v in sorted(engine_options.items())},
             },
@@ -231,7 +239,7 @@ class ThinkcostLM(TemplateLM):
             until = (until,) if isinstance(until, str) else tuple(until)
             key = self.checkpoint.key(context, *until, *self.stop)
             questions.append(Question(key=key, context=context, stop=until))
-        strategy = FreeForm(spec=self.spec, trigger=self.trigger)
+        strategy = self.free_form
         outputs = []
         for request, record in zip(
             requests, self._answer_checkpointed(questions, strategy), strict=True
@@ -283,6 +291,7 @@ class ThinkcostLM(TemplateLM):
             "text": answer.text,
             "generations": [asdict(g) for g in answer.generations],
             "cost": asdict(answer.cost),
+            "samples": answer.samples,
             "seconds": seconds,
             "generation_seconds": generation_seconds,
         }
@@ -296,3 +305,9 @@ class ThinkcostLM(TemplateLM):
             self.rationales[(request.task_name, request.doc_id)] = [
                 Generation(**g) for g in record["generations"]
             ]
+        if record["samples"]:
+            self.samples[(request.task_name, request.doc_id)] = record["samples"]
+
+    def extract_answers_with(self, extract) -> None:
+        """Free-form samples vote on `extract(text)`: the task's filter (evaluate.py sets it)."""
+        self.free_form = replace(self.free_form, extract=extract)

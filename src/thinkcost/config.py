@@ -289,6 +289,28 @@ def check_knobs(config: dict) -> None:
                 f"optimizations.{name}: num_samples={knobs['num_samples']} with do_sample: false "
                 "would draw the same greedy rationale k times; set do_sample: true"
             )
+        sweep = knobs.get("sweep")
+        if sweep:
+            where = f"optimizations.{name}.sweep"
+            if name == config["analysis"]["baseline"]:
+                raise ConfigError(
+                    f"{where}: the baseline ({name}) becomes one row per k ({name}@k); make an "
+                    "unswept optimization the baseline"
+                )
+            if knobs["format"] != "hybrid" or knobs["num_samples"] < 2:
+                raise ConfigError(f"{where}: a sweep needs format: hybrid and num_samples ≥ 2")
+            if max(sweep) > knobs["num_samples"]:
+                raise ConfigError(
+                    f"{where}: k={max(sweep)} exceeds the {knobs['num_samples']} samples drawn "
+                    "(num_samples)"
+                )
+            if len(set(sweep)) != len(sweep):
+                raise ConfigError(f"{where}: {sweep} repeats a k")
+            if knobs["vote"] == "marginal":
+                raise ConfigError(
+                    f"{where}: the marginal vote has no per-sample answers to sweep; use "
+                    "majority, weighted or best_of_n"
+                )
         if knobs["format"] == "loglikelihood" and knobs["trigger"]:
             raise ConfigError(
                 f"optimizations.{name}: a trigger needs generation; use format: hybrid"

@@ -83,7 +83,7 @@ def attention_flops(shape: ModelShape, start: int, end: int) -> float:
     return shape.n_layer * shape.d_model * float(end * (end + 1) - start * (start + 1))
 
 
-def _tokens_flops(shape: ModelShape, start: int, count: int) -> float:
+def tokens_flops(shape: ModelShape, start: int, count: int) -> float:
     """Forward FLOPs of `count` tokens appended to a context of `start` tokens."""
     return 2.0 * shape.params * count + attention_flops(shape, start, start + count)
 
@@ -93,11 +93,11 @@ def request_flops(cost: RequestCost, shape: ModelShape, convention: str = "paper
         return 2.0 * shape.params * cost.generated_tokens
     if convention != "full":
         raise ValueError(f"unknown FLOP convention {convention!r}; choose one of {CONVENTIONS}")
-    total = _tokens_flops(shape, 0, cost.prompt_tokens)
+    total = tokens_flops(shape, 0, cost.prompt_tokens)
     for generated, answers in zip(cost.generated, cost.answer, strict=True):
-        total += _tokens_flops(shape, cost.prompt_tokens, generated)
+        total += tokens_flops(shape, cost.prompt_tokens, generated)
         context = cost.prompt_tokens + generated
-        total += sum(_tokens_flops(shape, context, tokens) for tokens in answers)
+        total += sum(tokens_flops(shape, context, tokens) for tokens in answers)
     return total
 
 

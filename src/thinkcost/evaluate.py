@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from thinkcost.costs import ModelShape, summarize
+from thinkcost.sweeps import answer_extractor, cell_sweep, vote_key
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ STRATEGY_KNOBS = (
     "top_p",
     "num_samples",
     "vote",
+    "score",
 )
 
 
@@ -102,7 +104,7 @@ def backend_arguments(
     """The ThinkcostLM constructor arguments for one optimization on one model: the strategy's
     knobs, the evaluation-wide settings an optimization may override, and the engine's options."""
     device = resolve_device(evaluation["device"])
-    arguments = {key: knobs[key] for key in STRATEGY_KNOBS}
+    arguments = {key: knobs[key] for key in STRATEGY_KNOBS if key in knobs}
     engine = knobs.get("engine") or evaluation["engine"]
     arguments.update(
         pretrained=model_dir,
@@ -167,6 +169,15 @@ def evaluate_cell(
     model = ThinkcostLM(**arguments, checkpoint=str(checkpoint))
     shape = ModelShape.from_config(params, Path(model_dir) / "config.json")
     manager = task_manager(task, evaluation["task_paths"])
+    # The task's own objects: its filter extracts each free-form sample's answer for the vote,
+    # and its metric judges each sample for the k sweep.
+    leaf_tasks = manager.load(task)["tasks"]
+    filter_name = metric.split(",", 1)[1] if "," in metric else "none"
+    generating = [t for t in leaf_tasks.values() if t.OUTPUT_TYPE == "generate_until"]
+    if generating and model.num_samples > 1:
+        extract = answer_extractor(generating[0], filter_name)
+        key = vote_key(generating[0], metric.split(",", 1)[0])
+        model.extract_answers_with(lambda text: key(extract(text)))
 
     seed = evaluation["seed"]
     started = time.perf_counter()
@@ -197,7 +208,6 @@ def evaluate_cell(
 
     # A free-form answer the task's filter could not extract counts as wrong (the metric does
     # that) and is counted here, so a model that never answers is visible in its cost record.
-    filter_name = metric.split(",", 1)[1] if "," in metric else "none"
     unanswered = set()
     for sample in samples:
         if sample.get("filter") == filter_name:
@@ -245,6 +255,20 @@ def evaluate_cell(
     for sample in samples:
         generations = rationales.get((sample["task"], sample["doc_id"]), [])
         sample["thinkcost_generations"] = [g.__dict__ for g in generations]
+        if (sample["task"], sample["doc_id"]) in model.samples:
+            sample["thinkcost_samples"] = model.samples[(sample["task"], sample["doc_id"])]
+    if knobs.get("sweep") and not missing_metric:
+        record["sweep"] = cell_sweep(
+            leaf_tasks,
+            samples,
+            model.samples,
+            costs,
+            shape,
+            metric,
+            knobs["sweep"],
+            knobs["vote"],
+            seed,
+        )
 
     if missing_metric:
         # Checked before the run too (config validation); should it still happen, nothing

@@ -7,19 +7,26 @@ strategy is one new class here, tested on constructed inputs and end to end on a
 
 - `Direct`: the paper's direct format, each choice scored after the question;
 - `Hybrid`: the paper's hybrid format, k rationales per question (one prefill, k samples), each
-  followed by the answer prefix and every choice scored; the k samples' scores combined by a
-  vote rule (`VOTES`): one sample passes through unchanged;
-- `FreeForm`: generate the answer after the trigger (GSM8K); the task's filters extract it.
+  followed by the answer prefix and every choice scored; the k samples combined by a vote
+  (`thinkcost.voting`'s majority, weighted or best-of-n, or the soft `marginal`): one sample
+  passes through unchanged;
+- `FreeForm`: generate the answer after the trigger (GSM8K); the task's filters extract it; k
+  samples vote on their extracted answers.
+
+A vote that weighs samples scores each by its own sequence log-likelihood under the generating
+model (`sample_scores`): the rationale's text after the prompt, plus, for multiple choice, the
+chosen choice after the answer prefix; `score` says whether the mean per token or the sum.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from thinkcost import voting
 from thinkcost.costs import RequestCost
 from thinkcost.engines.base import (
     Engine,
@@ -54,22 +61,13 @@ class Answer:
     cost: RequestCost = field(
         default_factory=lambda: RequestCost(task="", doc_id=-1, prompt_tokens=0)
     )
+    # With k > 1 samples, what each one said, for votes over any k of them (k sweeps):
+    # "answers" (a choice index, or the extracted free-form answer), "scores" (its sequence
+    # log-likelihood, `score` convention) and, for multiple choice, "choice_loglik".
+    samples: dict = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------- votes
-
-
-def vote_majority(per_sample: np.ndarray) -> list[tuple[float, bool]]:
-    """Each sample votes for its most likely choice (self-consistency).
-
-    `per_sample` is samples × choices log-likelihoods. The returned score is votes plus a
-    tie-break in [0, 0.5) from the marginal choice distribution: it orders choices correctly
-    but is not a log-likelihood, so use the `acc` metric with voting.
-    """
-    marginal = _marginal(per_sample)
-    votes = np.bincount(per_sample.argmax(axis=1), minlength=per_sample.shape[1])
-    tie_break = 0.5 * np.exp(marginal - np.logaddexp.reduce(marginal))
-    return [(float(v + t), False) for v, t in zip(votes, tie_break, strict=True)]
 
 
 def vote_marginal(per_sample: np.ndarray) -> list[tuple[float, bool]]:
@@ -81,7 +79,36 @@ def _marginal(per_sample: np.ndarray) -> np.ndarray:
     return np.logaddexp.reduce(per_sample, axis=0) - math.log(per_sample.shape[0])
 
 
-VOTES = {"majority": vote_majority, "marginal": vote_marginal}
+# Rules over the samples' answers and scores (thinkcost.voting), and the soft vote over the
+# choice probabilities, which needs neither.
+VOTE_RULES = (*voting.RULES, "marginal")
+SCORES = ("mean", "sum")
+
+
+def sample_scores(
+    engine: Engine,
+    prompts: Sequence[str],
+    texts: Sequence[str],
+    extra: Sequence[tuple[float, int]] | None = None,
+    score: str = "mean",
+) -> list[float]:
+    """Each sample's sequence log-likelihood under `engine`: its text after its prompt (the
+    end-of-sequence token not counted), plus `extra` (log-likelihood, tokens) scored after it
+    (a chosen choice); the mean per token or the sum. An empty text scores only its extra."""
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {', '.join(SCORES)}, not {score!r}")
+    asked = [i for i, text in enumerate(texts) if text]
+    scored = engine.score([ScoreRequest(prompts[i], (texts[i],)) for i in asked])
+    loglik, tokens = [0.0] * len(texts), [0] * len(texts)
+    for i, (((value, _),)) in zip(asked, scored, strict=True):
+        loglik[i] = value
+        tokens[i] = len(engine.encode_pair(prompts[i], texts[i])[1])
+    for i, (value, count) in enumerate(extra or []):
+        loglik[i] += value
+        tokens[i] += count
+    if score == "sum":
+        return loglik
+    return [value / count if count else 0.0 for value, count in zip(loglik, tokens, strict=True)]
 
 
 # ---------------------------------------------------------------------------- strategies
@@ -194,10 +221,11 @@ class Hybrid:
     answer_prefix: str = "The answer is:"
     num_samples: int = 1
     vote: str = "majority"
+    score: str = "mean"
 
     def __post_init__(self) -> None:
-        if self.vote not in VOTES:
-            raise ValueError(f"vote must be one of {sorted(VOTES)}, not {self.vote!r}")
+        if self.vote not in VOTE_RULES:
+            raise ValueError(f"vote must be one of {', '.join(VOTE_RULES)}, not {self.vote!r}")
 
     def answer(self, engine: Engine, questions: Sequence[Question]) -> list[Answer]:
         prompts = [generation_prompt(q.context, self.trigger) for q in questions]
@@ -233,15 +261,38 @@ class Hybrid:
                 choices = [" " + c for c in choices]  # the space _answer_contexts adds
             choice_tokens = _choice_tokens(engine, choices)
             cost.answer = [[prefix_tokens + t for t in choice_tokens] for _ in samples]
-            answers.append(
-                Answer(
-                    # One sample's log-likelihoods pass through, so acc_norm stays valid.
-                    scores=per_sample[0] if len(samples) == 1 else VOTES[self.vote](loglik),
-                    generations=samples,
-                    cost=cost,
-                )
-            )
+            answer = Answer(scores=per_sample[0], generations=samples, cost=cost)
+            if len(samples) > 1:  # one sample's log-likelihoods pass through (acc_norm stays valid)
+                self._vote(engine, prompt, answer, loglik, choice_tokens)
+            answers.append(answer)
         return answers
+
+    def _vote(
+        self,
+        engine: Engine,
+        prompt: str,
+        answer: Answer,
+        loglik: np.ndarray,
+        choice_tokens: Sequence[int],
+    ) -> None:
+        """Combine the samples' choice log-likelihoods into the answer's choice scores.
+
+        A rule over answers hands lm-eval its ranking (0 for the picked choice, −1 the next, …),
+        so lm-eval's `acc` counts the vote; the samples' answers and scores are kept for sweeps.
+        """
+        picked = loglik.argmax(axis=1)
+        answer.samples = {"answers": picked.tolist(), "choice_loglik": loglik.tolist()}
+        if self.vote == "marginal":
+            answer.scores = vote_marginal(loglik)
+            return
+        chosen = [
+            (float(row[c]), int(choice_tokens[c])) for row, c in zip(loglik, picked, strict=True)
+        ]
+        texts = [g.text for g in answer.generations]
+        scores = sample_scores(engine, [prompt] * len(texts), texts, chosen, self.score)
+        answer.samples["scores"] = scores
+        order = voting.ranking(self.vote, picked.tolist(), scores, loglik.shape[1])
+        answer.scores = [(-float(order.index(c)), False) for c in range(loglik.shape[1])]
 
     @staticmethod
     def _endings(question: Question) -> list[str]:
@@ -260,12 +311,30 @@ class Hybrid:
         return [f"{context} {ending}" if context else ending for ending in self._endings(question)]
 
 
+def _stripped(text: str) -> str:
+    return text.strip()
+
+
 @dataclass(frozen=True)
 class FreeForm:
-    """The answer generated after the trigger; it stops at the question's own stop strings too."""
+    """The answer generated after the trigger; it stops at the question's own stop strings too.
+
+    With k samples, each sample's answer is `extract(text)` (the task's own filter, which the
+    adapter is given; the stripped text without one) and the vote's pick is the text returned.
+    """
 
     spec: SamplingSpec
     trigger: str = ""
+    num_samples: int = 1
+    vote: str = "majority"
+    score: str = "mean"
+    extract: Callable[[str], str] = _stripped
+
+    def __post_init__(self) -> None:
+        if self.num_samples > 1 and self.vote not in voting.RULES:
+            raise ValueError(
+                f"free-form answers vote by {', '.join(voting.RULES)}, not {self.vote!r}"
+            )
 
     def answer(self, engine: Engine, questions: Sequence[Question]) -> list[Answer]:
         answers: list[Answer | None] = [None] * len(questions)
@@ -278,13 +347,21 @@ class FreeForm:
             prompts = [generation_prompt(questions[i].context, self.trigger) for i in members]
             generations = engine.generate(
                 [
-                    GenerationRequest(p, 1, questions[i].key)
+                    GenerationRequest(p, self.num_samples, questions[i].key)
                     for p, i in zip(prompts, members, strict=True)
                 ],
                 spec,
             )
             for index, prompt, samples in zip(members, prompts, generations, strict=True):
                 cost = _prompt_cost(engine, prompt)
-                cost.generated, cost.answer = [samples[0].tokens], [[]]
-                answers[index] = Answer(text=samples[0].text, generations=samples, cost=cost)
+                cost.generated = [g.tokens for g in samples]
+                cost.answer = [[] for _ in samples]
+                answer = Answer(text=samples[0].text, generations=samples, cost=cost)
+                if len(samples) > 1:
+                    texts = [g.text for g in samples]
+                    said = [self.extract(text) for text in texts]
+                    scores = sample_scores(engine, [prompt] * len(texts), texts, None, self.score)
+                    answer.text = texts[voting.pick(self.vote, said, scores)]
+                    answer.samples = {"answers": said, "scores": scores}
+                answers[index] = answer
         return answers  # type: ignore[return-value]

@@ -1,0 +1,128 @@
+"""k sweeps end to end: K samples drawn once by a real lm-eval run on the real SmolLM2, every
+k ≤ K scored from them, checked against the cell's own vote and an independent count."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from thinkcost.config import apply_schema
+from thinkcost.evaluate import evaluate_cell
+
+REPO = Path(__file__).resolve().parents[1]
+K = 4
+
+
+def run_cell(model_dir: Path, out: Path, task: str, metric: str, knobs: dict, limit=None):
+    config = apply_schema(
+        {
+            "models": {
+                "m": {
+                    "source": {"path": str(model_dir)},
+                    "params": 1.35e8,
+                    "train_tokens": 2e12,
+                    "family": "f",
+                }
+            },
+            "tasks": {"t": {"lm_eval_task": task, "metric": metric}},
+            "optimizations": {"vote": knobs},
+            "evaluation": {"task_paths": [str(REPO / "tests" / "tasks")], "device": "cpu"},
+        },
+        REPO / "config" / "schema.yaml",
+    )
+    record = evaluate_cell(
+        model_dir=str(model_dir),
+        task=task,
+        metric=metric,
+        params=1.35e8,
+        knobs=config["optimizations"]["vote"],
+        evaluation=config["evaluation"],
+        limit=limit,
+        num_fewshot=None,
+        cell={"model": "m", "task": "t", "optimization": "vote"},
+        results_path=out / "results.json",
+        samples_path=out / "samples.jsonl",
+        requests_path=out / "requests.jsonl",
+        cost_path=out / "cost.json",
+    )
+    results = json.loads((out / "results.json").read_text())["results"][task]
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    return record, results, samples
+
+
+def test_a_multiple_choice_sweep_agrees_with_the_vote_and_with_counting(smollm2_dir, tmp_path):
+    knobs = {
+        "trigger": "Let's think step by step.",
+        "max_new_tokens": 8,
+        "do_sample": True,
+        "num_samples": K,
+        "sweep": [1, 2, K],
+    }
+    record, results, samples = run_cell(
+        smollm2_dir, tmp_path, "thinkcost_winogrande_local", "acc,none", knobs
+    )
+    rows = {row["k"]: row for row in record["sweep"]}
+    assert sorted(rows) == [1, 2, K]
+    # k = K is the vote over every sample: the cell's own score, as lm-eval computed it.
+    assert rows[K]["score"] == pytest.approx(results["acc,none"])
+
+    # Each sample judged independently: its most likely choice against the sentence's answer.
+    docs = [json.loads(line) for line in (REPO / "tests/data/winogrande_local.jsonl").open()]
+    per_question = []
+    for sample in samples:
+        gold = int(docs[sample["doc_id"]]["answer"]) - 1
+        loglik = np.array(sample["thinkcost_samples"]["choice_loglik"])
+        assert loglik.shape == (K, 2)
+        per_question.append(loglik.argmax(axis=1) == gold)
+    assert rows[1]["score"] == pytest.approx(np.mean([c.mean() for c in per_question]))
+    assert rows[K]["coverage"] == pytest.approx(np.mean([c.any() for c in per_question]))
+    assert {row["estimate"] for row in rows.values()} == {"exact"}
+
+    # Costs: k of K samples' tokens, the prompt once.
+    assert rows[K]["generated_tokens_mean"] == pytest.approx(record["generated_tokens_mean"])
+    assert rows[1]["generated_tokens_mean"] == pytest.approx(record["generated_tokens_mean"] / K)
+    assert rows[K]["inference_flops_per_request_paper"] == pytest.approx(
+        record["inference_flops_per_request_paper"]
+    )
+    assert rows[K]["inference_flops_per_request_full"] == pytest.approx(
+        record["inference_flops_per_request_full"]
+    )
+    assert (
+        rows[1]["inference_flops_per_request_full"]
+        > rows[K]["inference_flops_per_request_full"] / K
+    )
+
+
+def test_free_form_samples_vote_on_the_answer_the_tasks_filter_extracts(
+    smollm2_dir, tmp_path, shared_data, monkeypatch
+):
+    monkeypatch.chdir(REPO)  # the task reads ../shared/data/gsm8k relative to the repository
+    knobs = {"max_new_tokens": 48, "do_sample": True, "num_samples": 3, "sweep": [1, 3]}
+    metric = "exact_match,flexible-extract"
+    record, results, samples = run_cell(
+        smollm2_dir, tmp_path, "thinkcost_gsm8k_shared", metric, knobs, limit=3
+    )
+    rows = {row["k"]: row for row in record["sweep"]}
+    assert rows[3]["score"] == pytest.approx(results[metric])
+    flexible = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
+    for sample in samples:
+        if sample["filter"] != "flexible-extract":
+            continue
+        texts = [g["text"] for g in sample["thinkcost_generations"]]
+        said = sample["thinkcost_samples"]["answers"]
+        # The filter's answer of each sample: the last number (or "[invalid]"), without the
+        # commas, dollar signs and final period the metric ignores (so "1." votes with "1").
+        for text, answer in zip(texts, said, strict=True):
+            found = [a or b for a, b in flexible.findall(text)]
+            number = found[-1] if found else "[invalid]"
+            assert answer == re.sub(r"\.$", "", number.replace(",", "").replace("$", "")).lower()
+        # lm-eval saw one of the samples, one whose answer got the most votes.
+        (returned,) = sample["resps"][0]
+        assert returned in texts
+        counts = Counter(said)
+        assert counts[said[texts.index(returned)]] == max(counts.values())
