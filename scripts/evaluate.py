@@ -23,4 +23,5 @@ if __name__ == "__main__":
             samples_path=snakemake.output.samples,
             requests_path=snakemake.output.requests,
             cost_path=snakemake.output.cost,
+            scorer=cell.get("scorer"),
         )

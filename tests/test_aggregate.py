@@ -138,3 +138,41 @@ def test_a_corrupt_cost_record_is_named(tmp_path):
     Path(broken[1]["cost"]).write_text('{"lm_eval_task": "x"}')
     with pytest.raises(ResultsFileError, match=r"cost.json: cost record lacks"):
         aggregate_scores(broken, config())
+
+
+def test_a_swept_cell_becomes_one_row_per_k_and_averages_per_k(tmp_path):
+    swept = cells(tmp_path)
+    for index, cell in enumerate(swept):
+        cost = json.loads(Path(cell["cost"]).read_text())
+        cost["sweep"] = [
+            {
+                "k": k,
+                "rule": "majority",
+                "score": 0.25 * k + 0.1 * index,
+                "stderr": 0.05,
+                "coverage": 0.3 * k,
+                "coverage_stderr": 0.04,
+                "n": 30,
+                "estimate": "exact",
+                "prompt_tokens_mean": 100.0,
+                "generated_tokens_mean": 10.0 * k,
+                "inference_flops_per_request_paper": 1e9 * k,
+                "inference_flops_per_request_full": 2e9 * k,
+            }
+            for k in (1, 2)
+        ]
+        path = tmp_path / f"swept{index}.json"
+        path.write_text(json.dumps(cost))
+        cell.update(cost=str(path), optimization="vote")
+    scores = aggregate_scores(swept, config("full")).set_index(["task", "optimization"])
+    assert set(scores.index.get_level_values("optimization")) == {"vote@1", "vote@2"}
+    row = scores.loc[("navigate", "vote@2")]
+    assert row["score"] == pytest.approx(0.6) and row["coverage"] == pytest.approx(0.6)
+    assert row["k"] == 2 and row["sweep_of"] == "vote" and row["samples_per_request"] == 2
+    assert row["inference_flops_per_request"] == 4e9  # the configured (full) convention
+    assert row["generated_tokens_mean"] == 20.0
+    assert pd.isna(row["seconds_per_request"])  # measured for all K samples, not for k
+    average = scores.loc[("average", "vote@1")]
+    assert average["score"] == pytest.approx((0.25 + 0.35) / 2)
+    assert average["coverage"] == pytest.approx(0.3) and average["k"] == 1
+    assert average["coverage_stderr"] == pytest.approx((2 * 0.04**2) ** 0.5 / 2)

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from thinkcost.config import Cell, ConfigError, expand_grid, load_yaml_strict, validate_config
+from thinkcost.config import (
+    Cell,
+    ConfigError,
+    expand_grid,
+    load_yaml_strict,
+    table_optimizations,
+    validate_config,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "config" / "schema.yaml"
@@ -280,3 +287,45 @@ def test_every_shipped_config_validates():
         if path.name == "schema.yaml":
             continue
         validate_config(load_yaml_strict(path), SCHEMA, base_dir=REPO, configfiles=[path])
+
+
+def swept(**knobs) -> dict:
+    config = copy.deepcopy(BASE)
+    knobs = {
+        "trigger": "Let's think step by step.",
+        "do_sample": True,
+        "num_samples": 4,
+        "sweep": [1, 2, 4],
+        **knobs,
+    }
+    config["optimizations"]["vote"] = {k: v for k, v in knobs.items() if v is not None}
+    return config
+
+
+@pytest.mark.parametrize(
+    ("knobs", "message"),
+    [
+        ({"sweep": [1, 8]}, r"optimizations.vote.sweep: k=8 exceeds the 4 samples drawn"),
+        ({"sweep": [2, 2]}, r"optimizations.vote.sweep: \[2, 2\] repeats a k"),
+        ({"sweep": [0]}, r"optimizations.vote.sweep"),
+        ({"num_samples": 1, "do_sample": False, "sweep": [1]}, r"needs format: hybrid and num_"),
+        ({"vote": "marginal"}, r"the marginal vote has no per-sample answers"),
+        ({"vote": "plurality"}, r"optimizations.vote.vote"),
+        ({"score": "max"}, r"optimizations.vote.score"),
+        ({"scorer": "huge"}, r"optimizations.vote.scorer: 'huge' is not a model under models"),
+        ({"scorer": "big", "vote": "marginal", "sweep": None}, r"a scorer ranks samples"),
+    ],
+)
+def test_a_bad_sweep_is_refused_before_any_job(knobs, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(swept(**knobs))
+
+
+def test_a_swept_baseline_is_refused_and_a_good_sweep_names_its_rows():
+    config = swept()
+    config["analysis"] = {"baseline": "vote"}
+    with pytest.raises(ConfigError, match=r"the baseline \(vote\) becomes one row per k"):
+        validate(config)
+    valid = validate(swept())
+    assert table_optimizations(valid, "vote") == ["vote@1", "vote@2", "vote@4"]
+    assert table_optimizations(valid, "cot") == ["cot"]

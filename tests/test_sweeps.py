@@ -18,7 +18,9 @@ REPO = Path(__file__).resolve().parents[1]
 K = 4
 
 
-def run_cell(model_dir: Path, out: Path, task: str, metric: str, knobs: dict, limit=None):
+def run_cell(
+    model_dir: Path, out: Path, task: str, metric: str, knobs: dict, limit=None, scorer=None
+):
     config = apply_schema(
         {
             "models": {
@@ -49,6 +51,7 @@ def run_cell(model_dir: Path, out: Path, task: str, metric: str, knobs: dict, li
         samples_path=out / "samples.jsonl",
         requests_path=out / "requests.jsonl",
         cost_path=out / "cost.json",
+        scorer=scorer,
     )
     results = json.loads((out / "results.json").read_text())["results"][task]
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
@@ -126,3 +129,51 @@ def test_free_form_samples_vote_on_the_answer_the_tasks_filter_extracts(
         assert returned in texts
         counts = Counter(said)
         assert counts[said[texts.index(returned)]] == max(counts.values())
+
+
+def test_a_separate_scorer_ranks_the_samples_and_its_cost_is_counted_apart(smollm2_dir, tmp_path):
+    """The scorer is the same SmolLM2 loaded a second time (the one model this machine has):
+    its scores must equal the model's own, while its tokens and FLOPs are counted apart."""
+    knobs = {
+        "trigger": "Let's think step by step.",
+        "max_new_tokens": 8,
+        "do_sample": True,
+        "num_samples": 3,
+        "vote": "best_of_n",
+        "sweep": [1, 3],
+    }
+    task, metric = "thinkcost_winogrande_local", "acc,none"
+    own, _, own_samples = run_cell(smollm2_dir, tmp_path / "own", task, metric, knobs)
+    scorer = {"model_dir": str(smollm2_dir), "params": 1.35e8}
+    scored, results, samples = run_cell(
+        smollm2_dir, tmp_path / "scorer", task, metric, knobs, scorer=scorer
+    )
+    for mine, theirs in zip(own_samples, samples, strict=True):
+        assert mine["thinkcost_generations"] == theirs["thinkcost_generations"]
+        assert theirs["thinkcost_samples"]["scores"] == pytest.approx(
+            mine["thinkcost_samples"]["scores"], abs=1e-4
+        )
+    assert scored["score"] == own["score"] == results["acc,none"]
+    assert own["scorer_tokens_mean"] == 0 and own["scorer_flops_per_request_paper"] == 0
+    assert own["scorer_engine"] == {}
+    # The scorer read each prompt once and every sample after it: 2·N per token (paper).
+    requests = [json.loads(line) for line in (tmp_path / "scorer/requests.jsonl").open()]
+    read = [r["scorer_prompt_tokens"] + sum(r["scorer_tokens"]) for r in requests]
+    assert all(len(r["scorer_tokens"]) == 3 and r["scorer_prompt_tokens"] > 0 for r in requests)
+    assert scored["scorer_tokens_mean"] == pytest.approx(np.mean(read))
+    assert scored["scorer_flops_per_request_paper"] == pytest.approx(2 * 1.35e8 * np.mean(read))
+    assert scored["inference_flops_per_request_paper"] == pytest.approx(
+        own["inference_flops_per_request_paper"] + scored["scorer_flops_per_request_paper"]
+    )
+    assert scored["scorer_engine"]["scoring_tokens"] > 0
+    # k = 1 reads one sample of three: a third of the per-sample tokens, the prompt whole.
+    k1 = {row["k"]: row for row in scored["sweep"]}[1]
+    expected = np.mean(
+        [
+            2
+            * 1.35e8
+            * (sum(r["generated"]) / 3 + r["scorer_prompt_tokens"] + sum(r["scorer_tokens"]) / 3)
+            for r in requests
+        ]
+    )
+    assert k1["inference_flops_per_request_paper"] == pytest.approx(expected)

@@ -52,6 +52,7 @@ class ThinkcostLM(TemplateLM):
         num_samples: int = 1,
         vote: str = "majority",
         score: str = "mean",
+        scorer: str | Engine | None = None,
         seed: int = 1234,
         batch_size: int = 32,
         checkpoint: str | None = None,
@@ -98,6 +99,19 @@ class ThinkcostLM(TemplateLM):
             else load_engine(engine, pretrained, max_batch_size=self.batch_size, **engine_options)
         )
         engine_name = engine if isinstance(engine, str) else type(engine).__name__
+        # A separate scorer model (best-of-n, weighted votes), loaded like the generator.
+        self.scorer: Engine | None = (
+            load_engine(
+                engine if isinstance(engine, str) else "hf",
+                scorer,
+                max_batch_size=self.batch_size,
+                **engine_options,
+            )
+            if isinstance(scorer, str)
+            else scorer
+        )
+        self.hybrid = replace(self.hybrid, scorer=self.scorer)
+        self.free_form = replace(self.free_form, scorer=self.scorer)
         self.tokenizer = getattr(self.engine, "tokenizer", None)
         if format == "hybrid" and self.max_new_tokens >= self.engine.max_length:
             # Checked as the model loads, before a token is generated: a budget the context
@@ -126,6 +140,7 @@ class ThinkcostLM(TemplateLM):
                 "num_samples": self.num_samples,
                 "vote": vote,
                 "score": score,
+                "scorer": scorer if scorer is None or isinstance(scorer, str) else "instance",
                 "spec": asdict(self.spec),
                 "engine_options": {k: str(v) for k, v in sorted(engine_options.items())},
             },

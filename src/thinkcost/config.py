@@ -186,6 +186,13 @@ def import_for(config: dict, cell: Cell) -> dict | None:
     return None
 
 
+def table_optimizations(config: dict, optimization: str) -> list[str]:
+    """The optimization's names in the scores table: `<name>@<k>` per k of its sweep, else its
+    own name."""
+    sweep = config["optimizations"][optimization].get("sweep")
+    return [f"{optimization}@{k}" for k in sweep] if sweep else [optimization]
+
+
 def expand_grid(config: dict) -> list[Cell]:
     """Every (model, task, optimization) cell to evaluate, minus exclusions and imports."""
     excludes = config.get("grid", {}).get("exclude", [])
@@ -289,6 +296,21 @@ def check_knobs(config: dict) -> None:
                 f"optimizations.{name}: num_samples={knobs['num_samples']} with do_sample: false "
                 "would draw the same greedy rationale k times; set do_sample: true"
             )
+        scorer = knobs.get("scorer")
+        if scorer is not None:
+            where = f"optimizations.{name}.scorer"
+            if scorer not in config["models"]:
+                raise ConfigError(
+                    f"{where}: {scorer!r} is not a model under models; defined: "
+                    f"{', '.join(sorted(config['models']))}"
+                )
+            if "source" not in config["models"][scorer]:
+                raise ConfigError(f"{where}: model {scorer!r} has no source to load it from")
+            if knobs["num_samples"] < 2 or knobs["vote"] == "marginal":
+                raise ConfigError(
+                    f"{where}: a scorer ranks samples: it needs num_samples ≥ 2 and a weighted, "
+                    "best_of_n or majority vote"
+                )
         sweep = knobs.get("sweep")
         if sweep:
             where = f"optimizations.{name}.sweep"

@@ -64,6 +64,11 @@ class RequestCost:
     answer: list[list[int]] = field(default_factory=lambda: [[]])
     truncated: bool = False
     answered: bool = True
+    # A separate scorer model (best-of-n, weighted votes): the prompt it read once, then what
+    # it scored of each sample (rationale and chosen answer). Empty when the generating model
+    # scores its own samples: it computed those log-probabilities as it generated them.
+    scorer_prompt_tokens: int = 0
+    scorer_tokens: list[int] = field(default_factory=list)
 
     @property
     def generated_tokens(self) -> int:
@@ -89,6 +94,7 @@ def tokens_flops(shape: ModelShape, start: int, count: int) -> float:
 
 
 def request_flops(cost: RequestCost, shape: ModelShape, convention: str = "paper") -> float:
+    """The generating model's FLOPs for one request (a separate scorer's: `scorer_flops`)."""
     if convention == "paper":
         return 2.0 * shape.params * cost.generated_tokens
     if convention != "full":
@@ -101,6 +107,19 @@ def request_flops(cost: RequestCost, shape: ModelShape, convention: str = "paper
     return total
 
 
+def scorer_flops(cost: RequestCost, shape: ModelShape | None, convention: str = "paper") -> float:
+    """A separate scorer model's FLOPs for one request: 2·N_scorer per token it read (paper),
+    or its prompt once and each sample after it, with the attention term (full)."""
+    if shape is None or not cost.scorer_tokens:
+        return 0.0
+    if convention == "paper":
+        return 2.0 * shape.params * (cost.scorer_prompt_tokens + sum(cost.scorer_tokens))
+    prompt = cost.scorer_prompt_tokens
+    return tokens_flops(shape, 0, prompt) + sum(
+        tokens_flops(shape, prompt, tokens) for tokens in cost.scorer_tokens
+    )
+
+
 def summarize(
     costs: list[RequestCost],
     shape: ModelShape,
@@ -111,13 +130,24 @@ def summarize(
     device: str,
     peak_memory_bytes: int,
     engine_counters: dict | None = None,
+    scorer_shape: ModelShape | None = None,
+    scorer_counters: dict | None = None,
 ) -> dict:
-    """The per-cell cost record: means per request, totals, and both FLOP conventions."""
+    """The per-cell cost record: means per request, totals, and both FLOP conventions.
+
+    The inference FLOPs include a separate scorer model's (`scorer_shape`), which are also
+    given alone (`scorer_flops_per_request_*`)."""
     if not costs:
         raise ValueError("no requests were evaluated; nothing to cost")
     prompt = np.array([c.prompt_tokens for c in costs], dtype=float)
     generated = np.array([c.generated_tokens for c in costs], dtype=float)
-    flops = {conv: np.array([request_flops(c, shape, conv) for c in costs]) for conv in CONVENTIONS}
+    scorer = {
+        conv: np.array([scorer_flops(c, scorer_shape, conv) for c in costs]) for conv in CONVENTIONS
+    }
+    flops = {
+        conv: np.array([request_flops(c, shape, conv) for c in costs]) + scorer[conv]
+        for conv in CONVENTIONS
+    }
     n = len(costs)
     return {
         "n_requests": n,
@@ -135,6 +165,12 @@ def summarize(
         "inference_flops_per_request_full": float(flops["full"].mean()),
         "inference_flops_total_paper": float(flops["paper"].sum()),
         "inference_flops_total_full": float(flops["full"].sum()),
+        "scorer_tokens_mean": float(
+            np.mean([c.scorer_prompt_tokens + sum(c.scorer_tokens) for c in costs])
+        ),
+        "scorer_flops_per_request_paper": float(scorer["paper"].mean()),
+        "scorer_flops_per_request_full": float(scorer["full"].mean()),
+        "scorer_params": scorer_shape.params if scorer_shape else None,
         "params": shape.params,
         "n_layer": shape.n_layer,
         "d_model": shape.d_model,
@@ -149,4 +185,5 @@ def summarize(
         # What the engine did in this attempt, phase by phase (a resumed attempt's share of a
         # cell is in the totals above, not here).
         "engine": engine_counters or {},
+        "scorer_engine": scorer_counters or {},
     }

@@ -99,7 +99,11 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def backend_arguments(
-    knobs: dict, evaluation: dict, model_dir: str, model_dtype: str | None
+    knobs: dict,
+    evaluation: dict,
+    model_dir: str,
+    model_dtype: str | None,
+    scorer_dir: str | None = None,
 ) -> dict:
     """The ThinkcostLM constructor arguments for one optimization on one model: the strategy's
     knobs, the evaluation-wide settings an optimization may override, and the engine's options."""
@@ -117,6 +121,8 @@ def backend_arguments(
         compile=bool(knobs["compile"]),
         draft_tokens=evaluation["draft_tokens"],
     )
+    if scorer_dir:
+        arguments["scorer"] = scorer_dir
     if engine == "vllm":
         arguments.update(evaluation["vllm"])
     if evaluation.get("max_length"):
@@ -148,6 +154,7 @@ def evaluate_cell(
     requests_path: str | Path,
     cost_path: str | Path,
     model_dtype: str | None = None,
+    scorer: dict | None = None,
 ) -> dict:
     """Run lm-eval on one cell; write its results JSON, samples, request costs and cost record.
 
@@ -162,12 +169,19 @@ def evaluate_cell(
     from thinkcost.backend import ThinkcostLM
     from thinkcost.tasks import task_manager
 
-    arguments = backend_arguments(knobs, evaluation, model_dir, model_dtype)
+    # A separate scorer model: its staged directory and parameter count.
+    scorer_dir = scorer["model_dir"] if scorer else None
+    arguments = backend_arguments(knobs, evaluation, model_dir, model_dtype, scorer_dir)
     log.info("cell %s with %s", cell, arguments)
     # Beside the outputs, undeclared, so that Snakemake keeps it when an attempt fails.
     checkpoint = Path(results_path).with_name("checkpoint.jsonl")
     model = ThinkcostLM(**arguments, checkpoint=str(checkpoint))
     shape = ModelShape.from_config(params, Path(model_dir) / "config.json")
+    scorer_shape = (
+        ModelShape.from_config(scorer["params"], Path(scorer_dir) / "config.json")
+        if scorer
+        else None
+    )
     manager = task_manager(task, evaluation["task_paths"])
     # The task's own objects: its filter extracts each free-form sample's answer for the vote,
     # and its metric judges each sample for the k sweep.
@@ -227,6 +241,8 @@ def evaluate_cell(
         forward_passes=model.forward_passes,
         forward_tokens=model.forward_tokens,
         engine_counters=model.engine.counters.as_dict(),
+        scorer_shape=scorer_shape,
+        scorer_counters=model.scorer.counters.as_dict() if model.scorer else None,
         device=device_name(arguments["device"]),
         peak_memory_bytes=peak_memory_bytes(arguments["device"]),
     )
@@ -268,6 +284,7 @@ def evaluate_cell(
             knobs["sweep"],
             knobs["vote"],
             seed,
+            scorer_shape,
         )
 
     if missing_metric:

@@ -86,29 +86,41 @@ SCORES = ("mean", "sum")
 
 
 def sample_scores(
-    engine: Engine,
+    scorer: Engine,
     prompts: Sequence[str],
     texts: Sequence[str],
-    extra: Sequence[tuple[float, int]] | None = None,
+    answers: Sequence[tuple[str, str]] | None = None,
     score: str = "mean",
-) -> list[float]:
-    """Each sample's sequence log-likelihood under `engine`: its text after its prompt (the
-    end-of-sequence token not counted), plus `extra` (log-likelihood, tokens) scored after it
-    (a chosen choice); the mean per token or the sum. An empty text scores only its extra."""
+) -> tuple[list[float], list[int]]:
+    """Each sample's sequence log-likelihood under `scorer`, and the tokens it read past the
+    prompt: the sample's text after its prompt (the end-of-sequence token not counted), plus,
+    where `answers` gives one, the chosen answer after its context (choice after "The answer
+    is:"); the mean per scored token or the sum. An empty text scores only its answer."""
     if score not in SCORES:
         raise ValueError(f"score must be one of {', '.join(SCORES)}, not {score!r}")
-    asked = [i for i, text in enumerate(texts) if text]
-    scored = engine.score([ScoreRequest(prompts[i], (texts[i],)) for i in asked])
-    loglik, tokens = [0.0] * len(texts), [0] * len(texts)
-    for i, (((value, _),)) in zip(asked, scored, strict=True):
-        loglik[i] = value
-        tokens[i] = len(engine.encode_pair(prompts[i], texts[i])[1])
-    for i, (value, count) in enumerate(extra or []):
+    requests, owners = [], []
+    for i, (prompt, text) in enumerate(zip(prompts, texts, strict=True)):
+        if text:
+            requests.append(ScoreRequest(prompt, (text,)))
+            owners.append(i)
+        if answers is not None:
+            requests.append(ScoreRequest(answers[i][0], (answers[i][1],)))
+            owners.append(i)
+    loglik, scored = [0.0] * len(texts), [0] * len(texts)
+    for i, request, ((value, _),) in zip(owners, requests, scorer.score(requests), strict=True):
         loglik[i] += value
-        tokens[i] += count
-    if score == "sum":
-        return loglik
-    return [value / count if count else 0.0 for value, count in zip(loglik, tokens, strict=True)]
+        scored[i] += len(scorer.encode_pair(request.context, request.continuations[0])[1])
+    read = [
+        len(scorer.tokenize(answers[i][0] + answers[i][1])) - len(scorer.tokenize(prompt))
+        if answers is not None
+        else scored[i]
+        for i, prompt in enumerate(prompts)
+    ]
+    if score == "mean":
+        loglik = [
+            value / count if count else 0.0 for value, count in zip(loglik, scored, strict=True)
+        ]
+    return loglik, read
 
 
 # ---------------------------------------------------------------------------- strategies
@@ -222,6 +234,7 @@ class Hybrid:
     num_samples: int = 1
     vote: str = "majority"
     score: str = "mean"
+    scorer: Engine | None = None  # a separate model scores the samples; None: their own
 
     def __post_init__(self) -> None:
         if self.vote not in VOTE_RULES:
@@ -263,17 +276,12 @@ class Hybrid:
             cost.answer = [[prefix_tokens + t for t in choice_tokens] for _ in samples]
             answer = Answer(scores=per_sample[0], generations=samples, cost=cost)
             if len(samples) > 1:  # one sample's log-likelihoods pass through (acc_norm stays valid)
-                self._vote(engine, prompt, answer, loglik, choice_tokens)
+                self._vote(engine, question, prompt, answer, loglik)
             answers.append(answer)
         return answers
 
     def _vote(
-        self,
-        engine: Engine,
-        prompt: str,
-        answer: Answer,
-        loglik: np.ndarray,
-        choice_tokens: Sequence[int],
+        self, engine: Engine, question: Question, prompt: str, answer: Answer, loglik: np.ndarray
     ) -> None:
         """Combine the samples' choice log-likelihoods into the answer's choice scores.
 
@@ -285,11 +293,16 @@ class Hybrid:
         if self.vote == "marginal":
             answer.scores = vote_marginal(loglik)
             return
-        chosen = [
-            (float(row[c]), int(choice_tokens[c])) for row, c in zip(loglik, picked, strict=True)
-        ]
         texts = [g.text for g in answer.generations]
-        scores = sample_scores(engine, [prompt] * len(texts), texts, chosen, self.score)
+        chosen = []
+        for text, choice in zip(texts, picked, strict=True):
+            contexts = self._answer_contexts(question, prompt, text)
+            chosen.append((contexts[choice if len(contexts) > 1 else 0], question.choices[choice]))
+        scorer = self.scorer or engine
+        scores, read = sample_scores(scorer, [prompt] * len(texts), texts, chosen, self.score)
+        if self.scorer is not None:
+            answer.cost.scorer_prompt_tokens = len(scorer.tokenize(prompt))
+            answer.cost.scorer_tokens = read
         answer.samples["scores"] = scores
         order = voting.ranking(self.vote, picked.tolist(), scores, loglik.shape[1])
         answer.scores = [(-float(order.index(c)), False) for c in range(loglik.shape[1])]
@@ -329,6 +342,7 @@ class FreeForm:
     vote: str = "majority"
     score: str = "mean"
     extract: Callable[[str], str] = _stripped
+    scorer: Engine | None = None  # a separate model scores the samples; None: their own
 
     def __post_init__(self) -> None:
         if self.num_samples > 1 and self.vote not in voting.RULES:
@@ -360,7 +374,13 @@ class FreeForm:
                 if len(samples) > 1:
                     texts = [g.text for g in samples]
                     said = [self.extract(text) for text in texts]
-                    scores = sample_scores(engine, [prompt] * len(texts), texts, None, self.score)
+                    scorer = self.scorer or engine
+                    scores, read = sample_scores(
+                        scorer, [prompt] * len(texts), texts, None, self.score
+                    )
+                    if self.scorer is not None:
+                        cost.scorer_prompt_tokens = len(scorer.tokenize(prompt))
+                        cost.scorer_tokens = read
                     answer.text = texts[voting.pick(self.vote, said, scores)]
                     answer.samples = {"answers": said, "scores": scores}
                 answers[index] = answer

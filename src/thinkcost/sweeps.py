@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from thinkcost.costs import ModelShape, RequestCost, request_flops, tokens_flops
+from thinkcost.costs import ModelShape, RequestCost, request_flops, scorer_flops, tokens_flops
 from thinkcost.voting import SampledQuestion, sweep
 
 
@@ -96,6 +96,7 @@ def cell_sweep(
     ks: Sequence[int],
     rule: str,
     seed: int,
+    scorer: ModelShape | None = None,
 ) -> list[dict]:
     """The sweep rows of one cell: per k, the vote's expected score and coverage with their
     standard errors, and the mean tokens and FLOPs per question of drawing k samples.
@@ -115,13 +116,16 @@ def cell_sweep(
         raise ValueError("no question has scored samples to sweep over (num_samples > 1?)")
     rows = sweep(judged, ks, rule, seed=seed)
     for row in rows:
-        row.update(subset_costs(costs, shape, row["k"]))
+        row.update(subset_costs(costs, shape, row["k"], scorer))
     return rows
 
 
-def subset_costs(costs: Sequence[RequestCost], shape: ModelShape, k: int) -> dict:
-    """Mean tokens and FLOPs per question of k of each question's K samples: the prompt once,
-    k/K of the samples' branches (the expectation over subsets of k)."""
+def subset_costs(
+    costs: Sequence[RequestCost], shape: ModelShape, k: int, scorer: ModelShape | None = None
+) -> dict:
+    """Mean tokens and FLOPs per question of k of each question's K samples: each prompt once,
+    k/K of the samples' branches (the expectation over subsets of k); a separate scorer's
+    likewise (its prompt once, k/K of what it scored)."""
     generated, paper, full = [], [], []
     for cost in costs:
         share = k / len(cost.generated)
@@ -129,6 +133,14 @@ def subset_costs(costs: Sequence[RequestCost], shape: ModelShape, k: int) -> dic
         generated.append(share * cost.generated_tokens)
         paper.append(share * request_flops(cost, shape, "paper"))
         full.append(prefill + share * (request_flops(cost, shape, "full") - prefill))
+        if scorer is not None and cost.scorer_tokens:
+            prompt = cost.scorer_prompt_tokens
+            read = prompt + share * sum(cost.scorer_tokens)
+            paper[-1] += 2.0 * scorer.params * read
+            scorer_prefill = tokens_flops(scorer, 0, prompt)
+            full[-1] += scorer_prefill + share * (
+                scorer_flops(cost, scorer, "full") - scorer_prefill
+            )
     return {
         "prompt_tokens_mean": float(np.mean([c.prompt_tokens for c in costs])),
         "generated_tokens_mean": float(np.mean(generated)),
