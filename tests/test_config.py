@@ -314,6 +314,12 @@ def swept(**knobs) -> dict:
         ({"score": "max"}, r"optimizations.vote.score"),
         ({"scorer": "huge"}, r"optimizations.vote.scorer: 'huge' is not a model under models"),
         ({"scorer": "big", "vote": "marginal", "sweep": None}, r"a scorer ranks samples"),
+        ({"search": {"width": 4}}, r"vote.search: its width sets how many rationales"),
+        (
+            {"search": {"width": 4}, "num_samples": 1, "sweep": None, "do_sample": False},
+            r"a tree search needs format: hybrid and do_sample",
+        ),
+        ({"search": {"width": 0}, "num_samples": 1, "sweep": None}, r"optimizations.vote.search"),
     ],
 )
 def test_a_bad_sweep_is_refused_before_any_job(knobs, message):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from thinkcost.costs import ModelShape, RequestCost, attention_flops, request_flops, summarize
+from thinkcost.sweeps import subset_costs
 
 # A toy model small enough to add up by hand: N = 100, 2 layers, d_model = 4, so Kaplan's
 # attention term is 2·n_layer·t·d_model = 16·t FLOPs for a token with t tokens of context.
@@ -44,6 +45,39 @@ def test_k_samples_share_the_prefill():
     sample_1 = (200 + 16 * 2) + (200 + 16 * 3)
     sample_2 = (400 + 16 * (2 + 3)) + (200 + 16 * 4)
     assert request_flops(cost, SHAPE, "full") == prefill + sample_1 + sample_2
+
+
+def test_k_of_K_samples_cost_the_prefill_once_and_k_over_K_of_the_samples():
+    # K = 2 samples of the request above; k = 1 expects half of each sample's branch.
+    cost = RequestCost(task="t", doc_id=0, prompt_tokens=1, generated=[1, 2], answer=[[1], [1]])
+    prefill = 200 + 16
+    sample_1 = (200 + 16 * 2) + (200 + 16 * 3)
+    sample_2 = (400 + 16 * (2 + 3)) + (200 + 16 * 4)
+    one = subset_costs([cost], SHAPE, 1)
+    assert one["generated_tokens_mean"] == 1.5
+    assert one["inference_flops_per_request_paper"] == 2 * 100 * 1.5
+    assert one["inference_flops_per_request_full"] == prefill + (sample_1 + sample_2) / 2
+    both = subset_costs([cost], SHAPE, 2)
+    assert both["inference_flops_per_request_full"] == request_flops(cost, SHAPE, "full")
+
+
+def test_a_search_step_grows_from_its_parents_path():
+    # Prompt 1; step 0: 2 tokens from the prompt; step 1: 1 token after step 0 (start 2), a
+    # leaf whose one 1-token choice is scored after it.
+    cost = RequestCost(
+        task="t",
+        doc_id=0,
+        prompt_tokens=1,
+        generated=[2, 1],
+        answer=[[], [1]],
+        branch_starts=[0, 2],
+    )
+    prefill = 200 + 16
+    step_0 = 400 + 16 * (2 + 3)
+    step_1 = 200 + 16 * 4  # its one token sees prompt + step 0 + itself = 4
+    choice = 200 + 16 * 5
+    assert request_flops(cost, SHAPE, "full") == prefill + step_0 + step_1 + choice
+    assert request_flops(cost, SHAPE, "paper") == 2 * 100 * 3
 
 
 def test_unknown_convention_is_refused():

@@ -28,6 +28,7 @@ from thinkcost.checkpoint import Checkpoint
 from thinkcost.costs import RequestCost
 from thinkcost.engines import Engine, Generation, SamplingSpec, load_engine
 from thinkcost.strategies import Answer, Direct, FreeForm, Hybrid, Question, whole_question
+from thinkcost.tree_search import SearchSettings
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class ThinkcostLM(TemplateLM):
         vote: str = "majority",
         score: str = "mean",
         scorer: str | Engine | None = None,
+        search: dict | None = None,
         seed: int = 1234,
         batch_size: int = 32,
         checkpoint: str | None = None,
@@ -88,9 +90,15 @@ class ThinkcostLM(TemplateLM):
             num_samples=self.num_samples,
             vote=vote,
             score=score,
+            search=SearchSettings(**search) if search else None,
         )
         self.free_form = FreeForm(
-            spec=self.spec, trigger=trigger, num_samples=self.num_samples, vote=vote, score=score
+            spec=self.spec,
+            trigger=trigger,
+            num_samples=self.num_samples,
+            vote=vote,
+            score=score,
+            search=self.hybrid.search,
         )
         # An engine already loaded (a benchmark, a test) is used as it is.
         self.engine: Engine = (
@@ -140,6 +148,7 @@ class ThinkcostLM(TemplateLM):
                 "num_samples": self.num_samples,
                 "vote": vote,
                 "score": score,
+                "search": search,
                 "scorer": scorer if scorer is None or isinstance(scorer, str) else "instance",
                 "spec": asdict(self.spec),
                 "engine_options": {k: str(v) for k, v in sorted(engine_options.items())},

@@ -311,6 +311,19 @@ def check_knobs(config: dict) -> None:
                     f"{where}: a scorer ranks samples: it needs num_samples ≥ 2 and a weighted, "
                     "best_of_n or majority vote"
                 )
+        if knobs.get("search") is not None:
+            where = f"optimizations.{name}.search"
+            if knobs["format"] != "hybrid" or not knobs["do_sample"]:
+                raise ConfigError(f"{where}: a tree search needs format: hybrid and do_sample")
+            if knobs["num_samples"] != 1 or knobs.get("sweep"):
+                raise ConfigError(
+                    f"{where}: its width sets how many rationales it keeps; leave num_samples "
+                    "at 1 and give no sweep"
+                )
+            if knobs["vote"] == "marginal":
+                raise ConfigError(
+                    f"{where}: answer from the leaves by majority, weighted or best_of_n"
+                )
         sweep = knobs.get("sweep")
         if sweep:
             where = f"optimizations.{name}.sweep"

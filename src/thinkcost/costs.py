@@ -69,6 +69,9 @@ class RequestCost:
     # scores its own samples: it computed those log-probabilities as it generated them.
     scorer_prompt_tokens: int = 0
     scorer_tokens: list[int] = field(default_factory=list)
+    # Where each branch starts, in tokens past the prompt: a tree search's step grows from its
+    # parent's path. Empty: every branch starts at the prompt (k samples).
+    branch_starts: list[int] = field(default_factory=list)
 
     @property
     def generated_tokens(self) -> int:
@@ -100,9 +103,10 @@ def request_flops(cost: RequestCost, shape: ModelShape, convention: str = "paper
     if convention != "full":
         raise ValueError(f"unknown FLOP convention {convention!r}; choose one of {CONVENTIONS}")
     total = tokens_flops(shape, 0, cost.prompt_tokens)
-    for generated, answers in zip(cost.generated, cost.answer, strict=True):
-        total += tokens_flops(shape, cost.prompt_tokens, generated)
-        context = cost.prompt_tokens + generated
+    starts = cost.branch_starts or [0] * len(cost.generated)
+    for start, generated, answers in zip(starts, cost.generated, cost.answer, strict=True):
+        total += tokens_flops(shape, cost.prompt_tokens + start, generated)
+        context = cost.prompt_tokens + start + generated
         total += sum(tokens_flops(shape, context, tokens) for tokens in answers)
     return total
 

@@ -33,6 +33,7 @@ STRATEGY_KNOBS = (
     "num_samples",
     "vote",
     "score",
+    "search",
 )
 
 

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from thinkcost import voting
+from thinkcost import tree_search, voting
 from thinkcost.costs import RequestCost
 from thinkcost.engines.base import (
     Engine,
@@ -35,6 +35,7 @@ from thinkcost.engines.base import (
     SamplingSpec,
     ScoreRequest,
 )
+from thinkcost.tree_search import SearchResult, SearchSettings
 
 
 @dataclass(frozen=True)
@@ -235,20 +236,17 @@ class Hybrid:
     vote: str = "majority"
     score: str = "mean"
     scorer: Engine | None = None  # a separate model scores the samples; None: their own
+    search: SearchSettings | None = None  # REBASE tree search instead of k samples
 
     def __post_init__(self) -> None:
         if self.vote not in VOTE_RULES:
             raise ValueError(f"vote must be one of {', '.join(VOTE_RULES)}, not {self.vote!r}")
+        if self.search is not None and self.vote == "marginal":
+            raise ValueError("a tree search answers from its leaves by a vote, not 'marginal'")
 
     def answer(self, engine: Engine, questions: Sequence[Question]) -> list[Answer]:
         prompts = [generation_prompt(q.context, self.trigger) for q in questions]
-        generations = engine.generate(
-            [
-                GenerationRequest(p, self.num_samples, q.key)
-                for p, q in zip(prompts, questions, strict=True)
-            ],
-            self.spec,
-        )
+        generations, searches = _draw(self, engine, questions, prompts)
         requests = [
             _score_requests(q, self._answer_contexts(q, prompt, g.text))
             for q, prompt, samples in zip(questions, prompts, generations, strict=True)
@@ -277,6 +275,8 @@ class Hybrid:
             answer = Answer(scores=per_sample[0], generations=samples, cost=cost)
             if len(samples) > 1:  # one sample's log-likelihoods pass through (acc_norm stays valid)
                 self._vote(engine, question, prompt, answer, loglik)
+            if searches is not None:
+                _search_cost(cost, searches[len(answers)], cost.answer[0], self.scorer)
             answers.append(answer)
         return answers
 
@@ -343,6 +343,7 @@ class FreeForm:
     score: str = "mean"
     extract: Callable[[str], str] = _stripped
     scorer: Engine | None = None  # a separate model scores the samples; None: their own
+    search: SearchSettings | None = None  # REBASE tree search instead of k samples
 
     def __post_init__(self) -> None:
         if self.num_samples > 1 and self.vote not in voting.RULES:
@@ -359,14 +360,12 @@ class FreeForm:
         for stop, members in by_stop.items():
             spec = SamplingSpec(**{**self.spec.__dict__, "stop": (*stop, *self.spec.stop)})
             prompts = [generation_prompt(questions[i].context, self.trigger) for i in members]
-            generations = engine.generate(
-                [
-                    GenerationRequest(p, self.num_samples, questions[i].key)
-                    for p, i in zip(prompts, members, strict=True)
-                ],
-                spec,
+            generations, searches = _draw(
+                replace(self, spec=spec), engine, [questions[i] for i in members], prompts
             )
-            for index, prompt, samples in zip(members, prompts, generations, strict=True):
+            for position, (index, prompt, samples) in enumerate(
+                zip(members, prompts, generations, strict=True)
+            ):
                 cost = _prompt_cost(engine, prompt)
                 cost.generated = [g.tokens for g in samples]
                 cost.answer = [[] for _ in samples]
@@ -383,5 +382,44 @@ class FreeForm:
                         cost.scorer_tokens = read
                     answer.text = texts[voting.pick(self.vote, said, scores)]
                     answer.samples = {"answers": said, "scores": scores}
+                if searches is not None:
+                    _search_cost(cost, searches[position], [], self.scorer)
                 answers[index] = answer
         return answers  # type: ignore[return-value]
+
+
+def _draw(
+    strategy: Hybrid | FreeForm, engine: Engine, questions: Sequence[Question], prompts: list[str]
+) -> tuple[list[list[Generation]], list[SearchResult] | None]:
+    """Each question's rationales: k samples of its prompt (one prefill), or the leaves of a
+    tree search (with the search itself, for the cost record)."""
+    if strategy.search is None:
+        requests = [
+            GenerationRequest(p, strategy.num_samples, q.key)
+            for p, q in zip(prompts, questions, strict=True)
+        ]
+        return engine.generate(requests, strategy.spec), None
+    scorer = strategy.scorer or engine
+
+    def score_nodes(node_prompts: list[str], texts: list[str]) -> list[float]:
+        return sample_scores(scorer, node_prompts, texts, None, strategy.score)[0]
+
+    keys = [q.key for q in questions]
+    searches = tree_search.search(
+        engine, prompts, keys, strategy.spec, strategy.search, score_nodes
+    )
+    return [s.generations() for s in searches], searches
+
+
+def _search_cost(
+    cost: RequestCost, result: SearchResult, answer_tokens: list[int], scorer: Engine | None
+) -> None:
+    """A searched question's branches: every expansion step from where its parent ended; the
+    choices scored after each leaf. A separate scorer also read every step (to score nodes)."""
+    cost.generated = [tokens for _, tokens in result.steps] or [0]
+    cost.branch_starts = [start for start, _ in result.steps] or [0]
+    cost.answer = [[] for _ in cost.generated]
+    for leaf in result.leaves:
+        cost.answer[max(leaf.step, 0)] = list(answer_tokens)
+    if scorer is not None:
+        cost.scorer_tokens = [*cost.scorer_tokens, *cost.generated]
