@@ -197,11 +197,11 @@ def test_votes_over_k_sampled_rationales(smollm2_dir, reference, vote):
             logliks = [direct_loglikelihood(tokenizer, model, after, c) for c in choices]
             choice = max(range(len(choices)), key=logliks.__getitem__)
             said.append(choice)
-            # The sample's score: mean log-probability per token of rationale + chosen choice.
-            rationale = direct_loglikelihood(tokenizer, model, prompt, g.text) if g.text else 0.0
-            count = len(tokenizer(prompt + g.text).input_ids) - len(tokenizer(prompt).input_ids)
-            count += len(tokenizer(choices[choice], add_special_tokens=False).input_ids)
-            own.append((rationale + logliks[choice]) / count)
+            # The sample's score: mean log-probability per token of the tokens it generated
+            # (their log-probability as generated: tests/test_engine_hf.py checks it) and of
+            # the chosen choice.
+            count = g.tokens + len(tokenizer(choices[choice], add_special_tokens=False).input_ids)
+            own.append((g.logprob + logliks[choice]) / count)
         record = sc.samples[("toy", doc_id)]
         assert record["answers"] == said
         assert record["scores"] == pytest.approx(own, abs=2e-3)

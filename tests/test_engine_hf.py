@@ -59,6 +59,13 @@ def test_greedy_generation_equals_transformers_generate(smollm2_dir, reference, 
         with torch.no_grad():
             greedy = model.generate(ids, max_new_tokens=T, do_sample=False)[0, ids.shape[1] :]
         assert generation == fast.cut(greedy.tolist(), STOP)
+        # Its log-probability: the model's own, token by token, through the stop.
+        whole = torch.cat([ids[0], greedy])[None]
+        with torch.no_grad():
+            logprobs = torch.log_softmax(model(whole).logits[0].float(), dim=-1)
+        steps = range(ids.shape[1], ids.shape[1] + generation.tokens)
+        expected = float(sum(logprobs[i - 1, whole[0, i]] for i in steps))
+        assert generation.logprob == pytest.approx(expected, abs=2e-3, rel=1e-4)
     lengths = {g.tokens for (g,) in generations}
     assert len(lengths) > 2, f"the prompts should stop at different lengths: {lengths}"
     assert {g.stopped_by for (g,) in generations} >= {"eos", "length"}
@@ -121,6 +128,9 @@ def test_samples_are_seeded_per_question_whatever_the_batch_or_order(smollm2_dir
     resumed = engine(smollm2_dir, max_batch_size=4).generate(requests[3:], spec)
     assert reversed_one_by_one[::-1] == together
     assert resumed == together[3:]
+    for mine, theirs in zip(together, reversed_one_by_one[::-1], strict=True):
+        assert [g.logprob for g in mine] == pytest.approx([g.logprob for g in theirs], abs=1e-3)
+        assert all(g.logprob < 0 for g in mine)
     assert len({g.text for g in together[0]}) > 1, "three samples, one text: not sampling"
     # Another seed draws other samples.
     other = engine(smollm2_dir).generate(requests[:1], SamplingSpec(12, STOP, True, 1.0, 1.0, 8))

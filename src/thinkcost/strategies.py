@@ -13,9 +13,11 @@ strategy is one new class here, tested on constructed inputs and end to end on a
 - `FreeForm`: generate the answer after the trigger (GSM8K); the task's filters extract it; k
   samples vote on their extracted answers.
 
-A vote that weighs samples scores each by its own sequence log-likelihood under the generating
-model (`sample_scores`): the rationale's text after the prompt, plus, for multiple choice, the
-chosen choice after the answer prefix; `score` says whether the mean per token or the sum.
+A vote that weighs samples scores each by its sequence log-likelihood: under the generating
+model, the log-probabilities of the tokens it generated (free with generation) plus, for
+multiple choice, the chosen choice's after the answer prefix; under a separate scorer model
+(`sample_scores`), the rationale's text after the prompt plus the chosen choice. `score` says
+whether the mean per token or the sum.
 """
 
 from __future__ import annotations
@@ -84,6 +86,26 @@ def _marginal(per_sample: np.ndarray) -> np.ndarray:
 # choice probabilities, which needs neither.
 VOTE_RULES = (*voting.RULES, "marginal")
 SCORES = ("mean", "sum")
+
+
+def _own_scores(
+    generations: Sequence[Generation],
+    answers: Sequence[tuple[float, int]] | None,
+    score: str,
+) -> list[float] | None:
+    """The samples' scores from their own generation: the log-probability of the tokens each
+    generated (through its stop sequence or end of sequence), plus its chosen answer's
+    (log-likelihood, tokens); None when the engine gave no log-probabilities (then
+    `sample_scores` recomputes them)."""
+    if any(g.logprob is None for g in generations):
+        return None
+    values = []
+    for j, generation in enumerate(generations):
+        value, count = generation.logprob, generation.tokens
+        if answers is not None:
+            value, count = value + answers[j][0], count + answers[j][1]
+        values.append(value if score == "sum" else (value / count if count else 0.0))
+    return values
 
 
 def sample_scores(
@@ -274,14 +296,20 @@ class Hybrid:
             cost.answer = [[prefix_tokens + t for t in choice_tokens] for _ in samples]
             answer = Answer(scores=per_sample[0], generations=samples, cost=cost)
             if len(samples) > 1:  # one sample's log-likelihoods pass through (acc_norm stays valid)
-                self._vote(engine, question, prompt, answer, loglik)
+                self._vote(engine, question, prompt, answer, loglik, choice_tokens)
             if searches is not None:
                 _search_cost(cost, searches[len(answers)], cost.answer[0], self.scorer)
             answers.append(answer)
         return answers
 
     def _vote(
-        self, engine: Engine, question: Question, prompt: str, answer: Answer, loglik: np.ndarray
+        self,
+        engine: Engine,
+        question: Question,
+        prompt: str,
+        answer: Answer,
+        loglik: np.ndarray,
+        choice_tokens: Sequence[int],
     ) -> None:
         """Combine the samples' choice log-likelihoods into the answer's choice scores.
 
@@ -298,11 +326,18 @@ class Hybrid:
         for text, choice in zip(texts, picked, strict=True):
             contexts = self._answer_contexts(question, prompt, text)
             chosen.append((contexts[choice if len(contexts) > 1 else 0], question.choices[choice]))
-        scorer = self.scorer or engine
-        scores, read = sample_scores(scorer, [prompt] * len(texts), texts, chosen, self.score)
-        if self.scorer is not None:
-            answer.cost.scorer_prompt_tokens = len(scorer.tokenize(prompt))
-            answer.cost.scorer_tokens = read
+        # What each choice's log-likelihood covers: the choice, or, scored partially, the
+        # shared continuation after the choice's own sentence start.
+        if question.choice_contexts:
+            choice_tokens = _choice_tokens(engine, question.choices)
+        own = [(float(row[c]), choice_tokens[c]) for row, c in zip(loglik, picked, strict=True)]
+        scores = _own_scores(answer.generations, own, self.score) if not self.scorer else None
+        if scores is None:
+            scorer = self.scorer or engine
+            scores, read = sample_scores(scorer, [prompt] * len(texts), texts, chosen, self.score)
+            if self.scorer is not None:
+                answer.cost.scorer_prompt_tokens = len(scorer.tokenize(prompt))
+                answer.cost.scorer_tokens = read
         answer.samples["scores"] = scores
         order = voting.ranking(self.vote, picked.tolist(), scores, loglik.shape[1])
         answer.scores = [(-float(order.index(c)), False) for c in range(loglik.shape[1])]
@@ -373,13 +408,15 @@ class FreeForm:
                 if len(samples) > 1:
                     texts = [g.text for g in samples]
                     said = [self.extract(text) for text in texts]
-                    scorer = self.scorer or engine
-                    scores, read = sample_scores(
-                        scorer, [prompt] * len(texts), texts, None, self.score
-                    )
-                    if self.scorer is not None:
-                        cost.scorer_prompt_tokens = len(scorer.tokenize(prompt))
-                        cost.scorer_tokens = read
+                    scores = _own_scores(samples, None, self.score) if not self.scorer else None
+                    if scores is None:
+                        scorer = self.scorer or engine
+                        scores, read = sample_scores(
+                            scorer, [prompt] * len(texts), texts, None, self.score
+                        )
+                        if self.scorer is not None:
+                            cost.scorer_prompt_tokens = len(scorer.tokenize(prompt))
+                            cost.scorer_tokens = read
                     answer.text = texts[voting.pick(self.vote, said, scores)]
                     answer.samples = {"answers": said, "scores": scores}
                 if searches is not None:
@@ -401,7 +438,11 @@ def _draw(
         return engine.generate(requests, strategy.spec), None
     scorer = strategy.scorer or engine
 
-    def score_nodes(node_prompts: list[str], texts: list[str]) -> list[float]:
+    def score_nodes(node_prompts: list[str], nodes: list) -> list[float]:
+        own = None if strategy.scorer else _own_scores(nodes, None, strategy.score)
+        if own is not None:  # the path's log-probability, summed as it was generated
+            return own
+        texts = [node.text for node in nodes]
         return sample_scores(scorer, node_prompts, texts, None, strategy.score)[0]
 
     keys = [q.key for q in questions]

@@ -8,8 +8,8 @@ best node, a beam search of width 1 over steps, and a large one spreads them eve
 independent sampling). A child that reaches the answer prefix, a stop string or the end of
 sequence is a finished leaf; the search ends when `width` leaves are finished, at `max_depth`, or
 when the token budget is spent (the open nodes then end as leaves). A node's score is its path's
-log-likelihood under the scorer (the generating model's own, or a separate scorer model), mean
-per token or summed, as for votes.
+log-likelihood, mean per token or summed, as for votes: the generating model's own (the
+log-probabilities of the tokens as they were generated), or a separate scorer model's.
 
 The search returns each question's leaves as generations, so the strategies answer from them as
 from K samples (`vote: best_of_n` takes the best-scored leaf, `weighted` is Wu et al.'s weighted
@@ -53,6 +53,7 @@ class SearchSettings:
 class Node:
     text: str  # the rationale so far, after the prompt
     tokens: int  # tokens generated along the path
+    logprob: float | None = 0.0  # theirs, summed (None: the engine gave none)
     score: float = 0.0
     step: int = -1  # the index of the step that made it (-1: the root)
     stopped_by: str = ""
@@ -71,7 +72,10 @@ class SearchResult:
         return sum(tokens for _, tokens in self.steps)
 
     def generations(self) -> list[Generation]:
-        return [Generation(leaf.text, leaf.tokens, leaf.stopped_by) for leaf in self.leaves]
+        return [
+            Generation(leaf.text, leaf.tokens, leaf.stopped_by, leaf.logprob)
+            for leaf in self.leaves
+        ]
 
 
 def allocate(width: int, scores: Sequence[float], temperature: float) -> list[int]:
@@ -100,7 +104,7 @@ def search(
     score_nodes,
 ) -> list[SearchResult]:
     """REBASE for every prompt at once. `spec` gives the sampling, the seed and the stop
-    strings that finish a rationale; `score_nodes(prompts, texts)` scores paths (higher is
+    strings that finish a rationale; `score_nodes(prompts, nodes)` scores paths (higher is
     better)."""
     results = [SearchResult() for _ in prompts]
     frontier = [[Node("", 0)] for _ in prompts]
@@ -144,14 +148,20 @@ def search(
                     # the end of sequence or a finishing stop string ends the rationale.
                     line = sample.stopped_by == f"stop:{settings.step_stop}"
                     ended = not line and sample.stopped_by != "length"
+                    logprob = (
+                        None
+                        if node.logprob is None or sample.logprob is None
+                        else node.logprob + sample.logprob
+                    )
                     child = Node(
                         node.text + sample.text + (settings.step_stop if line else ""),
                         node.tokens + sample.tokens,
+                        logprob,
                         step=len(results[q].steps) - 1,
                         stopped_by=sample.stopped_by if ended else "",
                     )
                     children.append((q, child))
-        scores = score_nodes([prompts[q] for q, _ in children], [c.text for _, c in children])
+        scores = score_nodes([prompts[q] for q, _ in children], [c for _, c in children])
         frontier = [[] for _ in prompts]
         for (q, child), value in zip(children, scores, strict=True):
             child.score = value
@@ -162,7 +172,7 @@ def search(
     for q, nodes in enumerate(frontier):
         results[q].leaves.extend(_ended(nodes, "depth"))
         if not results[q].leaves:  # nothing was generated at all
-            results[q].leaves.append(Node("", 0, -math.inf, -1, "budget"))
+            results[q].leaves.append(Node("", 0, None, -math.inf, -1, "budget"))
     return results
 
 

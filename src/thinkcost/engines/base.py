@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,10 @@ class Generation:
     text: str
     tokens: int  # tokens the model generated for it, the stop sequence or EOS included
     stopped_by: str  # "eos", "stop:<sequence>" or "length"
+    # The model's log-probability of those tokens (temperature 1, whatever it sampled at): the
+    # sample's own sequence log-likelihood, free with generation. None: the engine gave none.
+    # Not part of equality: the same tokens from another batch shape differ in the last bits.
+    logprob: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -142,9 +146,18 @@ class Engine(ABC):
         context_tokens = self.tokenize(context)
         return whole[: len(context_tokens)], whole[len(context_tokens) :]
 
-    def cut(self, new_tokens: Sequence[int], stop: Sequence[str]) -> Generation:
-        """Cut generated tokens at EOS or the first stop sequence; count what was generated."""
-        return cut_generation(list(new_tokens), self.eos_token_ids, stop, self.detokenize)
+    def cut(
+        self,
+        new_tokens: Sequence[int],
+        stop: Sequence[str],
+        logprobs: Sequence[float] | None = None,
+    ) -> Generation:
+        """Cut generated tokens at EOS or the first stop sequence; count what was generated,
+        and sum the log-probabilities of those tokens when the engine gives them."""
+        generation = cut_generation(list(new_tokens), self.eos_token_ids, stop, self.detokenize)
+        if logprobs is not None:
+            generation.logprob = float(sum(logprobs[: generation.tokens]))
+        return generation
 
 
 class TransformersTokenizerEngine(Engine):

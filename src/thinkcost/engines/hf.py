@@ -126,6 +126,7 @@ class _Row:
     prompt: list[int]
     generator: torch.Generator | None
     generated: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)  # of each generated token
     added: int = 1  # tokens the last step appended
 
 
@@ -383,13 +384,15 @@ class HFEngine(TransformersTokenizerEngine):
         columns = batch.mask.shape[1]
         logits = self._decode_step(batch, tokens.to(self.device), fed)
         if lookup:
-            predicted = logits.argmax(dim=-1).tolist()
+            best = torch.log_softmax(logits.float(), dim=-1).max(dim=-1)
+            predicted, best_logprobs = best.indices.tolist(), best.values.tolist()
             advanced = []
             for i, (row, draft) in enumerate(zip(batch.rows, drafts, strict=True)):
                 accepted = 0
                 while accepted < len(draft) and draft[accepted] == predicted[i][accepted]:
                     accepted += 1
                 row.generated.extend([*draft[:accepted], predicted[i][accepted]])
+                row.logprobs.extend(best_logprobs[i][: accepted + 1])
                 row.added = accepted + 1
                 batch.mask[i, columns + 1 + accepted :] = 0
                 advanced.append(accepted + 1)
@@ -462,18 +465,26 @@ class HFEngine(TransformersTokenizerEngine):
     # ------------------------------------------------------------------ generation
 
     def _choose(self, logits: torch.Tensor, rows: list[_Row], spec: SamplingSpec) -> list[int]:
+        """Each row's next token, greedy or sampled; its log-probability under the model itself
+        (temperature 1) goes to the row's `logprobs`."""
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
         if not spec.do_sample:
-            return logits.argmax(dim=-1).tolist()
-        logits = logits.float() / spec.temperature
-        if spec.top_p < 1.0:
-            from transformers import TopPLogitsWarper
+            chosen = logprobs.argmax(dim=-1).tolist()
+        else:
+            warped = logits.float() / spec.temperature
+            if spec.top_p < 1.0:
+                from transformers import TopPLogitsWarper
 
-            logits = TopPLogitsWarper(spec.top_p)(None, logits)
-        probs = logits.softmax(dim=-1).cpu()
-        return [
-            int(torch.multinomial(probs[i], 1, generator=row.generator))
-            for i, row in enumerate(rows)
-        ]
+                warped = TopPLogitsWarper(spec.top_p)(None, warped)
+            probs = warped.softmax(dim=-1).cpu()
+            chosen = [
+                int(torch.multinomial(probs[i], 1, generator=row.generator))
+                for i, row in enumerate(rows)
+            ]
+        picked = logprobs.gather(1, torch.tensor(chosen, device=logprobs.device)[:, None])
+        for row, value in zip(rows, picked[:, 0].tolist(), strict=True):
+            row.logprobs.append(value)
+        return chosen
 
     def _finished(self, row: _Row, spec: SamplingSpec, stop_window: int) -> bool:
         added = row.generated[-row.added :]
@@ -517,7 +528,9 @@ class HFEngine(TransformersTokenizerEngine):
             if done:
                 for i in done:
                     row = batch.rows[i]
-                    results[row.request][row.sample] = self.cut(row.generated, spec.stop)
+                    results[row.request][row.sample] = self.cut(
+                        row.generated, spec.stop, row.logprobs
+                    )
                     self.counters.generated_tokens += results[row.request][row.sample].tokens
                     # The cache holds the prompt and every generated token but the last.
                     self._remember(self._row_prefix(batch, i, row.prompt + row.generated[:-1]))

@@ -134,13 +134,16 @@ class VLLMEngine(TransformersTokenizerEngine):
                 stop=list(spec.stop) or None,
                 stop_token_ids=sorted(self._eos),
                 skip_special_tokens=True,
+                logprobs=0,  # the sampled token's own (raw, before temperature)
             )
             for request in requests
         ]
         outputs = self._run([TokensPrompt(prompt_token_ids=p) for p in prompts], params)
         results = []
         for prompt, output in zip(prompts, outputs, strict=True):
-            generations = [self.cut(list(o.token_ids), spec.stop) for o in output.outputs]
+            generations = [
+                self.cut(list(o.token_ids), spec.stop, _sampled_logprobs(o)) for o in output.outputs
+            ]
             results.append(generations)
             self.counters.prefill_tokens += len(prompt) - (output.num_cached_tokens or 0)
             for completion, generation in zip(output.outputs, generations, strict=True):
@@ -185,3 +188,14 @@ class VLLMEngine(TransformersTokenizerEngine):
             answers.append(scores[position : position + len(request.continuations)])
             position += len(request.continuations)
         return answers
+
+
+def _sampled_logprobs(completion) -> list[float] | None:
+    """The log-probability of each token vLLM generated (`logprobs=0` returns the sampled
+    token's), or None where the build gave none."""
+    if not completion.logprobs:
+        return None
+    return [
+        float(position[token].logprob)
+        for token, position in zip(completion.token_ids, completion.logprobs, strict=True)
+    ]
