@@ -7,6 +7,7 @@ from thinkcost.config import (
     import_for,
     lm_eval_task,
     results_task,
+    table_optimizations,
     wildcard_pattern,
 )
 from thinkcost.tasks import bigbench_file_name
@@ -23,7 +24,15 @@ BIGBENCH_SDIST = "results/stage/downloads/bigbench-1.0.0.tar.gz"
 wildcard_constraints:
     model=wildcard_pattern(config["models"]),
     task=wildcard_pattern(config["tasks"]),
-    optimization=wildcard_pattern(config["optimizations"]),
+    # Configured names, and the scores table's <name>@<k> of swept ones (regime plots).
+    optimization=wildcard_pattern(
+        {
+            row
+            for name in config["optimizations"]
+            for row in table_optimizations(config, name)
+        }
+        | set(config["optimizations"])
+    ),
 
 
 # ---------------------------------------------------------------------------- models
@@ -80,12 +89,21 @@ def get_task_limit(task):
 # ---------------------------------------------------------------------------- evaluate
 
 
+def model_input(model):
+    """What an evaluation job needs of a model: its staging manifest, or its local path."""
+    if model_needs_staging(model):
+        return f"results/stage/models/{model}/manifest.json"
+    return get_model_dir(model)
+
+
 def get_evaluate_input(wildcards):
-    inputs = {"data": get_task_data(wildcards.task)}
-    if model_needs_staging(wildcards.model):
-        inputs["model"] = f"results/stage/models/{wildcards.model}/manifest.json"
-    else:
-        inputs["model"] = get_model_dir(wildcards.model)
+    inputs = {
+        "data": get_task_data(wildcards.task),
+        "model": model_input(wildcards.model),
+    }
+    scorer = config["optimizations"][wildcards.optimization].get("scorer")
+    if scorer:
+        inputs["scorer"] = model_input(scorer)
     return inputs
 
 
@@ -93,7 +111,7 @@ def get_cell(wildcards):
     """What the evaluate script needs to know about one cell."""
     model = config["models"][wildcards.model]
     task = config["tasks"][wildcards.task]
-    return {
+    described = {
         "cell": {
             "model": wildcards.model,
             "task": wildcards.task,
@@ -116,6 +134,13 @@ def get_cell(wildcards):
             if key != "group_by_model"
         },
     }
+    scorer = described["knobs"].get("scorer")
+    if scorer:  # only then: a cell without one keeps its params, so it is not rerun
+        described["scorer"] = {
+            "model_dir": get_model_dir(scorer),
+            "params": config["models"][scorer]["params"],
+        }
+    return described
 
 
 def get_knobs(wildcards):
@@ -225,17 +250,19 @@ def get_regime_pairs():
         return all(Cell(model, task, optimization) in cells for task in config["tasks"])
 
     return [
-        (model, optimization)
+        (model, row_name)
         for model in models
         for optimization in config["optimizations"]
         if optimization != baseline
         and complete(model, optimization)
         and complete(model, baseline)
+        # A swept optimization is one scores row, and one regime plot, per k.
+        for row_name in table_optimizations(config, optimization)
     ]
 
 
 def get_final_output():
-    summary = ["improvement", "isoflop", "train_equivalent_ratio", "pareto"]
+    summary = ["improvement", "isoflop", "train_equivalent_ratio", "pareto", "frontier"]
     # The cells are products in their own right: as targets, a deleted cell is rerun (Snakemake
     # would otherwise treat it as an intermediate file of an up-to-date table and skip it).
     cells = [

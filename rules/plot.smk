@@ -5,6 +5,7 @@ localrules:
     plot_isoflop,
     plot_train_equivalent_ratio,
     plot_pareto,
+    plot_frontier,
 
 
 rule plot_regime:
@@ -106,3 +107,22 @@ rule plot_pareto:
         "../envs/analysis.yaml"
     script:
         "../scripts/plot_pareto.py"
+
+
+rule plot_frontier:
+    input:
+        scores="results/tables/scores.csv",
+    output:
+        png=report(
+            "figures/frontier.png",
+            caption="../report/frontier.rst",
+            category="Summary",
+            labels={"figure": "inference scaling frontier"},
+        ),
+        pdf="figures/frontier.pdf",
+    log:
+        "results/logs/plot_frontier.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/plot_frontier.py"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
@@ -193,13 +194,258 @@ def test_pareto_line_goes_through_frontier_points(scores):
     assert 0 < len(frontier) < len(scores)
     assert np.allclose(frontier_line.get_xdata(), frontier["inference_flops_per_request"])
     assert np.allclose(frontier_line.get_ydata(), frontier["score"])
-    assert sorted(collection.get_gid() for collection in ax.collections) == [
-        "cot",
-        "sc",
-        "standard",
-    ]
+    points = [gid for gid in gids(ax) if gid in ("cot", "sc", "standard")]
+    assert sorted(points) == ["cot", "sc", "standard"]
     # y never falls along the frontier: cheaper points are worse.
     assert np.all(np.diff(frontier_line.get_ydata()) > 0)
+
+
+def test_pareto_draws_each_points_stderr(scores):
+    ax = plots.plot_pareto(scores).axes[0]
+    for optimization, rows in scores.groupby("optimization"):
+        bars = by_gid(ax, f"stderr:{optimization}")
+        assert bars is not None, optimization
+        segments = bars.get_segments()
+        assert len(segments) == len(rows)
+        drawn = sorted(
+            (segment[0, 0], segment[:, 1].mean(), np.ptp(segment[:, 1]) / 2) for segment in segments
+        )
+        expected = sorted(
+            zip(rows["inference_flops_per_request"], rows["score"], rows["stderr"], strict=True)
+        )
+        assert np.allclose(drawn, expected)
+
+
+def pareto_table(**scores: float) -> pd.DataFrame:
+    """One model, four optimizations: a, b, c on the frontier, d below it; s.e. 0.01 each."""
+    cost = {"a": 1e9, "b": 2e9, "c": 3e9, "d": 2.5e9}
+    score = {"a": 0.30, "b": 0.40, "c": 0.50, "d": 0.20, **scores}
+    return pd.DataFrame(
+        {
+            "model": "m",
+            "task": "average",
+            "optimization": list(cost),
+            "inference_flops_per_request": list(cost.values()),
+            "score": [score[name] for name in cost],
+            "stderr": 0.01,
+        }
+    )
+
+
+def stderr_note(ax) -> str | None:
+    notes = [text.get_text() for text in ax.texts if text.get_gid() == "stderr_note"]
+    assert len(notes) <= 1
+    return notes[0] if notes else None
+
+
+def note_pairs(note: str) -> list[str]:
+    return [line for line in note.splitlines() if "≈" in line]
+
+
+def test_pareto_notes_points_within_one_stderr_only_when_there_are_some():
+    # Frontier steps of 0.10 and d 0.20 below b: every gap is far beyond one s.e. (0.014).
+    assert stderr_note(plots.plot_pareto(pareto_table()).axes[0]) is None
+
+    # b only 0.01 above a: the step a → b is not resolved.
+    note = stderr_note(plots.plot_pareto(pareto_table(b=0.31)).axes[0])
+    assert note is not None and note_pairs(note) == ["m / a ≈ m / b"]
+
+    # d off the frontier, 0.005 below b, which beats it at no more cost.
+    note = stderr_note(plots.plot_pareto(pareto_table(d=0.395)).axes[0])
+    assert note is not None and note_pairs(note) == ["m / b ≈ m / d"]
+
+    # Without standard errors nothing can be said.
+    unknown = pareto_table(b=0.31).assign(stderr=np.nan)
+    assert stderr_note(plots.plot_pareto(unknown).axes[0]) is None
+
+
+# --- plot_frontier ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sweep_scores() -> pd.DataFrame:
+    """Two models (the smaller named last), a direct and a cot point each and a swept vote.
+
+    b-small's vote rows are out of k order; a-large's cot has no score; a per-task row that
+    would top the frontier must not be drawn. By cost, the scores are
+    0.30 0.33 0.31 0.37 0.36 0.42 0.40 0.46 0.50 (a-large/cot left out).
+    """
+    rows = [
+        # model, params, optimization, cost, score, stderr, k
+        ("b-small", 1e8, "direct", 1e10, 0.30, 0.010, None),
+        ("b-small", 1e8, "cot", 4e10, 0.31, 0.010, None),
+        ("b-small", 1e8, "vote@4", 1.2e11, 0.42, 0.012, 4),
+        ("b-small", 1e8, "vote@1", 3e10, 0.33, 0.010, 1),
+        ("b-small", 1e8, "vote@2", 6e10, 0.37, 0.011, 2),
+        ("a-large", 1e9, "direct", 1e11, 0.36, 0.020, None),
+        ("a-large", 1e9, "cot", 4e11, np.nan, np.nan, None),
+        ("a-large", 1e9, "vote@2", 6e11, 0.46, 0.020, 2),
+        ("a-large", 1e9, "vote@1", 3e11, 0.40, 0.020, 1),
+        ("a-large", 1e9, "vote@4", 1.2e12, 0.50, 0.020, 4),
+    ]
+    table = pd.DataFrame(
+        [
+            {
+                "model": model,
+                "family": "F",
+                "params": params,
+                "task": "average",
+                "optimization": optimization,
+                "score": score,
+                "stderr": stderr,
+                "inference_flops_per_request": cost / 2,
+                "inference_flops_per_request_paper": cost / 2,
+                "inference_flops_per_request_full": cost,
+                "sweep_of": "vote" if k else np.nan,
+                "k": k if k else np.nan,
+                "vote": "majority" if k else np.nan,
+            }
+            for model, params, optimization, cost, score, stderr, k in rows
+        ]
+    )
+    per_task = table.iloc[[0]].assign(task="t1", score=0.9, inference_flops_per_request_full=1e9)
+    return pd.concat([table, per_task], ignore_index=True)
+
+
+def drawn_points(sweep_scores: pd.DataFrame) -> pd.DataFrame:
+    rows = sweep_scores[(sweep_scores["task"] == "average") & sweep_scores["score"].notna()]
+    return rows.sort_values("inference_flops_per_request_full")
+
+
+def test_frontier_step_line_is_the_running_maximum(sweep_scores):
+    fig = plots.plot_frontier(sweep_scores)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    assert ax.get_xlabel() == "inference FLOPs per question (full convention)"
+    line = by_gid(ax, "frontier")
+    assert line.get_drawstyle() == "steps-post"
+    points = drawn_points(sweep_scores)
+    assert np.allclose(line.get_xdata(), points["inference_flops_per_request_full"])
+    expected = [0.30, 0.33, 0.33, 0.37, 0.37, 0.42, 0.42, 0.46, 0.50]
+    assert np.allclose(line.get_ydata(), expected)
+    assert np.allclose(line.get_ydata(), np.maximum.accumulate(points["score"]))
+
+    # The ringed points are the Pareto frontier's, and the legend lists them cheapest first.
+    on_frontier = [
+        "b-small / direct",
+        "b-small / vote@1",
+        "b-small / vote@2",
+        "b-small / vote@4",
+        "a-large / vote@2",
+        "a-large / vote@4",
+    ]
+    rings = by_gid(ax, "frontier_points").get_offsets()
+    by_name = points.set_index(points["model"] + " / " + points["optimization"])
+    assert np.allclose(
+        rings,
+        by_name.loc[on_frontier, ["inference_flops_per_request_full", "score"]].to_numpy(),
+    )
+    legend = [text.get_text() for text in fig.legends[0].get_texts()]
+    listing = next(text for text in legend if text.startswith("on it, cheapest first:"))
+    assert listing.splitlines()[1:] == on_frontier
+
+
+def test_frontier_sweeps_are_curves_in_order_of_k_with_k_labels(sweep_scores):
+    ax = plots.plot_frontier(sweep_scores).axes[0]
+    for model in ("b-small", "a-large"):
+        curve = by_gid(ax, f"sweep:{model}:vote@k")
+        assert curve is not None and curve.get_linestyle() != "None"
+        rows = sweep_scores[(sweep_scores["model"] == model) & (sweep_scores["k"].notna())]
+        rows = rows.sort_values("k")
+        assert np.allclose(curve.get_xdata(), rows["inference_flops_per_request_full"])
+        assert np.allclose(curve.get_ydata(), rows["score"])
+        for _, row in rows.iterrows():
+            (label,) = [
+                text for text in ax.texts if text.get_gid() == f"k:{model}:vote@k:{row.k:.0f}"
+            ]
+            assert label.get_text() == f"k={row.k:.0f}"
+            assert np.allclose(label.xy, (row["inference_flops_per_request_full"], row["score"]))
+        # Unswept optimizations are single points, not joined.
+        direct = by_gid(ax, f"point:{model}:direct")
+        assert len(direct.get_xdata()) == 1 and direct.get_linestyle() == "None"
+        assert direct.get_marker() != curve.get_marker()
+
+
+def test_frontier_error_bars_carry_each_points_stderr(sweep_scores):
+    ax = plots.plot_frontier(sweep_scores).axes[0]
+    points = drawn_points(sweep_scores)
+    drawn = []
+    for (model, strategy), rows in points.groupby(
+        [points["model"], np.where(points["k"].notna(), "vote@k", points["optimization"])]
+    ):
+        segments = by_gid(ax, f"stderr:{model}:{strategy}").get_segments()
+        assert len(segments) == len(rows)
+        drawn += [(s[0, 0], s[:, 1].mean(), np.ptp(s[:, 1]) / 2) for s in segments]
+    expected = zip(
+        points["inference_flops_per_request_full"], points["score"], points["stderr"], strict=True
+    )
+    assert np.allclose(sorted(drawn), sorted(expected))
+
+
+def test_frontier_colours_models_by_size_and_skips_rows_without_a_score(sweep_scores):
+    fig = plots.plot_frontier(sweep_scores)
+    ax = fig.axes[0]
+    viridis = matplotlib.colormaps["viridis"]
+    # b-small comes first though its name sorts last: the darkest colour is the smallest model.
+    assert by_gid(ax, "point:b-small:direct").get_color() == viridis(0.0)
+    assert by_gid(ax, "point:a-large:direct").get_color() == viridis(0.85)
+    # a-large's cot has no score: no artist, and the title counts it.
+    assert by_gid(ax, "point:a-large:cot") is None
+    assert by_gid(ax, "stderr:a-large:cot") is None
+    assert "1 row(s) without a score" in ax.get_title()
+    # The per-task row (score 0.9) is not drawn: nothing above 0.5.
+    drawn = [line.get_ydata() for line in ax.lines if line.get_gid()]
+    assert max(np.max(y) for y in drawn) == pytest.approx(0.50)
+
+
+def test_frontier_notes_points_within_one_stderr(sweep_scores):
+    note = stderr_note(plots.plot_frontier(sweep_scores).axes[0])
+    # a-large/direct is 0.01 below b-small/vote@2 (s.e. of the difference 0.023), a-large/vote@1
+    # 0.02 below b-small/vote@4 (0.023); every frontier step is more than one s.e.
+    assert note is not None
+    assert sorted(note_pairs(note)) == [
+        "b-small / vote@2 ≈ a-large / direct",
+        "b-small / vote@4 ≈ a-large / vote@1",
+    ]
+    separated = sweep_scores.copy()
+    separated.loc[
+        separated["optimization"].isin(["direct", "vote@1"]) & (separated["model"] == "a-large"),
+        "score",
+    ] -= 0.1
+    assert stderr_note(plots.plot_frontier(separated).axes[0]) is None
+
+
+def test_frontier_without_sweeps_draws_points_and_the_frontier(sweep_scores):
+    unswept = sweep_scores[sweep_scores["k"].isna()].drop(columns=["sweep_of", "k", "vote"])
+    ax = plots.plot_frontier(unswept).axes[0]
+    assert not [gid for gid in gids(ax) if gid.startswith("sweep:")]
+    assert not [text for text in ax.texts if (text.get_gid() or "").startswith("k:")]
+    assert sorted(gid for gid in gids(ax) if gid.startswith("point:")) == [
+        "point:a-large:direct",
+        "point:b-small:cot",
+        "point:b-small:direct",
+    ]
+    assert np.allclose(by_gid(ax, "frontier").get_ydata(), [0.30, 0.31, 0.36])
+
+
+def test_frontier_cost_axis_and_task_fallbacks(sweep_scores):
+    # A row without the full convention (an imported cell): the paper's, as for Pareto.
+    imported = sweep_scores.copy()
+    imported.loc[0, "inference_flops_per_request_full"] = np.nan
+    ax = plots.plot_frontier(imported).axes[0]
+    assert ax.get_xlabel() == "inference FLOPs per question (paper convention)"
+    points = drawn_points(sweep_scores)
+    assert np.allclose(
+        sorted(by_gid(ax, "frontier").get_xdata()), sorted(points["inference_flops_per_request"])
+    )
+
+    # No benchmark-average rows: the task with the most rows, and the title says so.
+    per_task = sweep_scores[sweep_scores["task"] == "average"].assign(task="t2")
+    table = pd.concat([per_task, sweep_scores[sweep_scores["task"] == "t1"]])
+    ax = plots.plot_frontier(table).axes[0]
+    assert "no average rows: t2 shown" in ax.get_title()
+    assert ax.get_ylabel() == "score (t2)"
+    assert len(by_gid(ax, "frontier").get_xdata()) == len(points)
 
 
 # --- save_figure --------------------------------------------------------------------------------
@@ -246,5 +492,6 @@ def test_plots_accept_empty_tables(scores):
         plots.plot_isoflop(empty, fits.fit_isoflop(empty)),
         plots.plot_train_equivalent_ratio(crossover, empty),
         plots.plot_pareto(empty),
+        plots.plot_frontier(empty),
     ):
         assert isinstance(fig, Figure)

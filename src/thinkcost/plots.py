@@ -9,14 +9,17 @@ which are the lifetime-cost formulas written out.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable
 from os import PathLike
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from thinkcost.fits import POOLED_OPTIMIZATION, STATUS_OK, pareto_frontier
 
@@ -25,6 +28,12 @@ BASELINE_COLOR = "tab:blue"
 # Decades of requests shown on each side of the crossover (or of the request count at which
 # inference spending equals training spending, when there is no crossover).
 REGIME_DECADES_EACH_SIDE = 3
+# How the cost figures name the inference-FLOP columns on their axes.
+COST_CONVENTIONS = {
+    "inference_flops_per_request": "configured convention",
+    "inference_flops_per_request_full": "full convention",
+    "inference_flops_per_request_paper": "paper convention",
+}
 
 
 def _finite(value: object) -> bool:
@@ -427,20 +436,94 @@ def pareto_cost_column(scores: pd.DataFrame, task: str = "average", task_col: st
     return paper
 
 
+def _stderr_values(rows: pd.DataFrame, stderr_col: str) -> np.ndarray:
+    """The standard errors of `rows` as floats (NaN where unknown or the column is absent)."""
+    if stderr_col not in rows:
+        return np.full(len(rows), np.nan)
+    return pd.to_numeric(rows[stderr_col], errors="coerce").to_numpy(dtype=float)
+
+
+def _within_one_stderr(
+    marked: pd.DataFrame, x_col: str, y_col: str, stderr_col: str
+) -> list[tuple[object, object]]:
+    """Pairs of points on or near the frontier whose scores are within one standard error.
+
+    `marked` has finite x and y and an ``on_pareto_frontier`` column. Two kinds of pair, each
+    as (index, index) of `marked`, the cheaper point first:
+
+    * consecutive frontier points (by cost) whose gain is no more than one standard error of
+      the difference, √(s.e.₁² + s.e.₂²) (the two scores taken as independent): the dearer
+      point is not resolved as better;
+    * a point off the frontier and the frontier point that beats it at no more cost, when it
+      falls short of that point by no more than that: it is on the frontier within the noise.
+
+    A pair whose standard errors are not both known is never listed.
+    """
+    stderr = pd.Series(_stderr_values(marked, stderr_col), index=marked.index)
+    x = pd.to_numeric(marked[x_col], errors="coerce")
+    y = pd.to_numeric(marked[y_col], errors="coerce")
+
+    def close(a: object, b: object) -> bool:
+        tolerance = math.hypot(stderr[a], stderr[b])
+        return math.isfinite(tolerance) and abs(y[b] - y[a]) <= tolerance
+
+    frontier = sorted(marked.index[marked["on_pareto_frontier"]], key=lambda i: (x[i], y[i]))
+    pairs = [(a, b) for a, b in itertools.pairwise(frontier) if close(a, b)]
+    for other in marked.index[~marked["on_pareto_frontier"]]:
+        # The running best at its cost: the best frontier point at no more cost.
+        cheaper = [i for i in frontier if x[i] <= x[other]]
+        if cheaper:
+            best = max(cheaper, key=lambda i: (y[i], -x[i]))
+            if close(best, other):
+                pairs.append((best, other))
+    return pairs
+
+
+# At most this many pairs are named in a figure's "within one standard error" note.
+STDERR_NOTE_PAIRS = 6
+
+
+def _stderr_note(pairs: list[tuple[str, str]]) -> str:
+    lines = [f"{a} ≈ {b}" for a, b in pairs[:STDERR_NOTE_PAIRS]]
+    if len(pairs) > STDERR_NOTE_PAIRS:
+        lines.append(f"… and {len(pairs) - STDERR_NOTE_PAIRS} more pair(s)")
+    return "within 1 s.e. of each other (on or near the frontier):\n" + "\n".join(lines)
+
+
+def _add_stderr_note(ax, pairs: list[tuple[str, str]]) -> None:
+    """Write the note under the x label, where constrained layout makes room for it."""
+    if pairs:
+        ax.annotate(
+            _stderr_note(pairs),
+            xy=(0.0, 0.0),
+            xycoords=("axes fraction", ax.xaxis.label),
+            xytext=(0, -4),
+            textcoords="offset points",
+            fontsize="x-small",
+            va="top",
+            ha="left",
+            gid="stderr_note",
+        )
+
+
 def plot_pareto(
     scores: pd.DataFrame,
     task: str = "average",
     x_col: str = "inference_flops_per_request",
     y_col: str = "score",
+    stderr_col: str = "stderr",
     model_col: str = "model",
     optimization_col: str = "optimization",
     task_col: str = "task",
 ) -> Figure:
     """Score against inference FLOPs per request for every model and optimization.
 
-    One scatter series per optimization; the Pareto frontier (:func:`thinkcost.fits.
-    pareto_frontier`: no other cell is both cheaper and better) is drawn as a step line
-    through its points, which are labelled with model and optimization.
+    One scatter series per optimization, each point with its standard error as a vertical error
+    bar; the Pareto frontier (:func:`thinkcost.fits.pareto_frontier`: no other cell is both
+    cheaper and better) is drawn as a step line through its points, which are labelled with
+    model and optimization. When points on or near the frontier are within one standard error
+    of each other (see :func:`_within_one_stderr`), a note under the axes names them: the
+    order of those points is not resolved by the data.
     """
     task_rows = scores[scores[task_col] == task]
     marked = pareto_frontier(task_rows, x_col=x_col, y_col=y_col)
@@ -448,13 +531,20 @@ def plot_pareto(
     ax = fig.add_subplot()
     ax.set_xscale("log")
     for index, (optimization, rows) in enumerate(marked.groupby(optimization_col, sort=True)):
-        ax.scatter(
-            rows[x_col],
-            rows[y_col],
-            color=f"C{index % 10}",
-            label=str(optimization),
-            gid=str(optimization),
+        color = f"C{index % 10}"
+        x = pd.to_numeric(rows[x_col], errors="coerce").to_numpy(dtype=float)
+        y = pd.to_numeric(rows[y_col], errors="coerce").to_numpy(dtype=float)
+        ax.scatter(x, y, color=color, label=str(optimization), gid=str(optimization))
+        bars = ax.errorbar(
+            x,
+            y,
+            yerr=_stderr_values(rows, stderr_col),
+            fmt="none",
+            ecolor=color,
+            elinewidth=1,
+            capsize=2,
         )
+        bars.lines[2][0].set_gid(f"stderr:{optimization}")
     frontier = marked[marked["on_pareto_frontier"]].sort_values([x_col, y_col])
     if not frontier.empty:
         ax.plot(
@@ -474,12 +564,313 @@ def plot_pareto(
                 xytext=(4, 4),
                 fontsize="x-small",
             )
-    ax.set_xlabel(f"inference FLOPs per request ({x_col})")
+    finite = np.isfinite(pd.to_numeric(marked[x_col], errors="coerce")) & np.isfinite(
+        pd.to_numeric(marked[y_col], errors="coerce")
+    )
+    drawn = marked[finite.to_numpy(dtype=bool)]
+    label = {i: f"{drawn.at[i, model_col]} / {drawn.at[i, optimization_col]}" for i in drawn.index}
+    pairs = _within_one_stderr(drawn, x_col, y_col, stderr_col)
+    _add_stderr_note(ax, [(label[a], label[b]) for a, b in pairs])
+    ax.set_xlabel(f"inference FLOPs per request ({COST_CONVENTIONS.get(x_col, x_col)})")
     ax.set_ylabel(f"{y_col} ({task})")
     ax.set_title("quality against inference cost", fontsize="medium")
     if not marked.empty:
         ax.legend(fontsize="small")
     return fig
+
+
+# Strategies (unswept optimizations, then swept ones) take these markers in turn, and the swept
+# ones these line styles.
+STRATEGY_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
+SWEEP_LINESTYLES = ("-", "--", ":", "-.")
+# At most this many frontier points are listed in the frontier figure's legend (all are ringed).
+FRONTIER_LEGEND_POINTS = 16
+
+
+def _format_params(params: object) -> str:
+    if not _finite(params):
+        return ""
+    value = float(params)
+    for divisor, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if value >= divisor:
+            return f"{value / divisor:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def _frontier_points(
+    rows: pd.DataFrame,
+    x_col: str,
+    y_col: str,
+    stderr_col: str,
+    model_col: str,
+    optimization_col: str,
+    params_col: str,
+    sweep_col: str,
+    k_col: str,
+    vote_col: str,
+) -> pd.DataFrame:
+    """One row per point of `rows`: model, optimization, strategy, swept, k, vote, params, x, y,
+    stderr. A row is swept when it names the optimization it sweeps (`sweep_col`) and has a k."""
+
+    def column(name: str) -> pd.Series:
+        return rows[name] if name in rows else pd.Series(np.nan, index=rows.index)
+
+    sweep_of = column(sweep_col)
+    swept = sweep_of.notna() & (sweep_of.astype(str) != "")
+    k = pd.to_numeric(column(k_col), errors="coerce")
+    # A k lost on the way (a hand-made table): the number after the last "@" of the name.
+    from_name = pd.to_numeric(
+        rows[optimization_col].astype(str).str.extract(r"@(\d+)$", expand=False), errors="coerce"
+    )
+    k = k.where(k.notna(), from_name)
+    swept &= k.notna()
+    return pd.DataFrame(
+        {
+            "model": rows[model_col].astype(str),
+            "optimization": rows[optimization_col].astype(str),
+            # A swept strategy is named "<name>@k", apart from any unswept one called <name>.
+            "strategy": np.where(
+                swept, sweep_of.astype(str) + "@k", rows[optimization_col].astype(str)
+            ),
+            "swept": swept.to_numpy(dtype=bool),
+            "k": k.where(swept),
+            "vote": column(vote_col).where(swept),
+            "params": pd.to_numeric(column(params_col), errors="coerce"),
+            "x": pd.to_numeric(rows[x_col], errors="coerce"),
+            "y": pd.to_numeric(rows[y_col], errors="coerce"),
+            "stderr": _stderr_values(rows, stderr_col),
+        },
+        index=rows.index,
+    )
+
+
+def plot_frontier(
+    scores: pd.DataFrame,
+    task: str = "average",
+    x_col: str | None = None,
+    y_col: str = "score",
+    stderr_col: str = "stderr",
+    model_col: str = "model",
+    optimization_col: str = "optimization",
+    task_col: str = "task",
+    params_col: str = "params",
+    sweep_col: str = "sweep_of",
+    k_col: str = "k",
+    vote_col: str = "vote",
+) -> Figure:
+    """Score against inference FLOPs per question, with the compute-optimal frontier.
+
+    In the style of Wu et al. (2024), *Inference Scaling Laws*, Figure 1. Every point carries
+    its standard error as a vertical error bar. A swept optimization (rows ``<name>@<k>`` with
+    ``sweep_of`` = name and ``k``; see :func:`thinkcost.aggregate.sweep_rows`) is one curve per
+    model joining its points in order of k, each point labelled "k=…"; an unswept optimization
+    is a single point per model. Colour is the model (in order of ``params``), marker and line
+    style the strategy (the optimization, or the swept optimization's name).
+
+    The frontier is the upper envelope over all models: at each cost, the best score reachable
+    at no more cost (the running maximum of the scores in order of cost), drawn as a step line.
+    The points that make it (:func:`thinkcost.fits.pareto_frontier`) are ringed and listed in
+    the legend, cheapest first; points on or near it within one standard error of each other
+    are named in a note under the axes (see :func:`_within_one_stderr`).
+
+    ``x_col`` defaults to :func:`pareto_cost_column`'s choice. Rows of `task` are drawn; when
+    there are none, the task with the most rows (the title says so). Rows without a finite
+    score or a positive cost (none on a log axis) are left out, and the title counts them.
+    """
+    shown_task = task
+    notes = []
+    if not (scores[task_col] == task).any() and len(scores):
+        counts = scores[task_col].value_counts()
+        shown_task = min(counts.index, key=lambda name: (-counts[name], str(name)))
+        notes.append(f"no {task} rows: {shown_task} shown")
+    if x_col is None:
+        x_col = pareto_cost_column(scores, shown_task, task_col)
+        if x_col not in scores:  # a table written before the conventions had their columns
+            x_col = "inference_flops_per_request"
+    points = _frontier_points(
+        scores[scores[task_col] == shown_task],
+        x_col,
+        y_col,
+        stderr_col,
+        model_col,
+        optimization_col,
+        params_col,
+        sweep_col,
+        k_col,
+        vote_col,
+    )
+    drawable = np.isfinite(points["x"]) & np.isfinite(points["y"]) & (points["x"] > 0)
+    if (~drawable).any():
+        notes.append(
+            f"{int((~drawable).sum())} row(s) without a score or a positive cost not shown"
+        )
+    points = points[drawable]
+
+    fig = Figure(figsize=(9.0, 5.6), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_xscale("log")
+
+    models = (
+        points.groupby("model")["params"]
+        .first()
+        .reset_index()
+        .sort_values(["params", "model"], na_position="last")["model"]
+        .tolist()
+    )
+    shades = np.linspace(0.0, 0.85, len(models)) if len(models) > 1 else [0.0]
+    colormap = matplotlib.colormaps["viridis"]
+    colors = {model: colormap(shade) for model, shade in zip(models, shades, strict=False)}
+    unswept = sorted(set(points.loc[~points["swept"], "strategy"]))
+    swept = sorted(set(points.loc[points["swept"], "strategy"]))
+    markers = {
+        name: STRATEGY_MARKERS[index % len(STRATEGY_MARKERS)]
+        for index, name in enumerate(unswept + swept)
+    }
+    linestyles = {
+        name: SWEEP_LINESTYLES[index % len(SWEEP_LINESTYLES)] for index, name in enumerate(swept)
+    }
+
+    for model in models:
+        for strategy in unswept + swept:
+            group = points[(points["model"] == model) & (points["strategy"] == strategy)]
+            if group.empty:
+                continue
+            is_swept = strategy in linestyles
+            group = group.sort_values(["k", "x"] if is_swept else ["x"])
+            container = ax.errorbar(
+                group["x"],
+                group["y"],
+                yerr=group["stderr"],
+                color=colors[model],
+                marker=markers[strategy],
+                markersize=5,
+                linestyle=linestyles[strategy] if is_swept else "none",
+                linewidth=1.2,
+                elinewidth=0.8,
+                capsize=2,
+                zorder=2,
+            )
+            kind = "sweep" if is_swept else "point"
+            container.lines[0].set_gid(f"{kind}:{model}:{strategy}")
+            container.lines[2][0].set_gid(f"stderr:{model}:{strategy}")
+            if is_swept:
+                for _, row in group.iterrows():
+                    ax.annotate(
+                        f"k={int(row['k'])}",
+                        (row["x"], row["y"]),
+                        textcoords="offset points",
+                        xytext=(3, -9),
+                        fontsize="xx-small",
+                        color=colors[model],
+                        gid=f"k:{model}:{strategy}:{int(row['k'])}",
+                    )
+
+    handles = []
+    if not points.empty:
+        ordered = points.sort_values(["x", "y"], ascending=[True, False])
+        ax.plot(
+            ordered["x"],
+            np.maximum.accumulate(ordered["y"].to_numpy(dtype=float)),
+            drawstyle="steps-post",
+            color="black",
+            alpha=0.35,
+            linewidth=2.5,
+            zorder=1,
+            gid="frontier",
+        )
+        marked = pareto_frontier(points, x_col="x", y_col="y")
+        on_frontier = marked[marked["on_pareto_frontier"]].sort_values(["x", "y"])
+        ax.scatter(
+            on_frontier["x"],
+            on_frontier["y"],
+            s=120,
+            facecolors="none",
+            edgecolors="black",
+            linewidths=1,
+            zorder=3,
+            gid="frontier_points",
+        )
+        label = {
+            i: f"{marked.at[i, 'model']} / {marked.at[i, 'optimization']}" for i in marked.index
+        }
+        pairs = _within_one_stderr(marked, "x", "y", "stderr")
+        _add_stderr_note(ax, [(label[a], label[b]) for a, b in pairs])
+
+        def header(text: str) -> Line2D:
+            return Line2D([], [], linestyle="none", marker="none", label=text)
+
+        handles.append(header("model"))
+        handles += [
+            Line2D([], [], color=colors[model], linewidth=2, label=_model_label(points, model))
+            for model in models
+        ]
+        handles.append(header("strategy"))
+        for strategy in unswept + swept:
+            if strategy in linestyles:
+                votes = points.loc[points["strategy"] == strategy, "vote"].dropna().unique()
+                rule = f" ({', '.join(map(str, votes))})" if len(votes) else ""
+                handles.append(
+                    Line2D(
+                        [],
+                        [],
+                        color="0.3",
+                        marker=markers[strategy],
+                        linestyle=linestyles[strategy],
+                        label=f"{strategy}{rule}",
+                    )
+                )
+            else:
+                handles.append(
+                    Line2D(
+                        [],
+                        [],
+                        color="0.3",
+                        marker=markers[strategy],
+                        linestyle="none",
+                        label=strategy,
+                    )
+                )
+        handles.append(header("compute-optimal frontier"))
+        handles.append(
+            Line2D(
+                [], [], color="black", alpha=0.35, linewidth=2.5, label="best score at no more cost"
+            )
+        )
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="o",
+                markersize=9,
+                markerfacecolor="none",
+                markeredgecolor="black",
+                linestyle="none",
+                label=_frontier_listing([label[i] for i in on_frontier.index]),
+            )
+        )
+        fig.legend(handles=handles, loc="outside right upper", fontsize="small")
+
+    convention = COST_CONVENTIONS.get(x_col, x_col)
+    ax.set_xlabel(f"inference FLOPs per question ({convention})")
+    what = "benchmark average" if shown_task == "average" else shown_task
+    ax.set_ylabel(f"{y_col} ({what})")
+    title = "inference scaling: score against inference compute"
+    if notes:
+        title += "\n(" + "; ".join(notes) + ")"
+    ax.set_title(title, fontsize="medium")
+    return fig
+
+
+def _frontier_listing(names: list[str]) -> str:
+    lines = names[:FRONTIER_LEGEND_POINTS]
+    if len(names) > FRONTIER_LEGEND_POINTS:
+        lines.append(f"… and {len(names) - FRONTIER_LEGEND_POINTS} more (ringed)")
+    return "on it, cheapest first:\n" + "\n".join(lines)
+
+
+def _model_label(points: pd.DataFrame, model: str) -> str:
+    size = _format_params(points.loc[points["model"] == model, "params"].iloc[0])
+    return f"{model} ({size})" if size else model
 
 
 def save_figure(fig: Figure, paths: str | PathLike | Iterable[str | PathLike]) -> list[Path]:

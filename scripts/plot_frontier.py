@@ -1,0 +1,10 @@
+import pandas as pd
+
+from thinkcost.logs import log_to
+from thinkcost.plots import plot_frontier, save_figure
+
+with log_to(snakemake.log[0]):
+    scores = pd.read_csv(snakemake.input.scores)
+    # The cost axis is chosen as for the Pareto figure (pareto_cost_column), inside plot_frontier.
+    figure = plot_frontier(scores)
+    save_figure(figure, [snakemake.output.png, snakemake.output.pdf])
