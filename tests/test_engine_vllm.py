@@ -147,3 +147,41 @@ def test_free_form_answers_equal_the_hf_engines(engines, shared_data):
         texts.append([s["resps"][0][0] for s in samples(model, task, REPO / "tests" / "tasks")])
     assert texts[0] == texts[1]
     assert all(texts[0])
+
+
+def test_votes_and_tree_search_run_on_vllm_with_the_hf_engines_scores(engines):
+    """The strategies use only generate and score, so they run on vLLM unchanged: a sample's
+    score there equals the hf engine's on the same text, the vote follows the documented rule,
+    and a seeded tree search keeps its budget and repeats."""
+    from thinkcost.strategies import Hybrid, Question, generation_prompt, sample_scores
+    from thinkcost.tree_search import SearchSettings
+    from thinkcost.voting import ranking
+
+    hf, vllm = engines
+    question = Question(
+        "sky", "Q: Is the sky blue on a clear day?\nOptions:\n- yes\n- no\nA:", (" yes", " no")
+    )
+    spec = SamplingSpec(max_new_tokens=16, stop=("Q:", "The answer is"), do_sample=True, seed=2)
+    (voted,) = Hybrid(spec=spec, trigger=TRIGGER, num_samples=3, vote="weighted").answer(
+        vllm, [question]
+    )
+    texts = [g.text for g in voted.generations]
+    prompt = generation_prompt(question.context, TRIGGER)
+    answers = voted.samples["answers"]
+    contexts = [f"{prompt}{t}".rstrip() + " The answer is:" for t in texts]
+    chosen = [(context, question.choices[a]) for context, a in zip(contexts, answers, strict=True)]
+    on_hf, _ = sample_scores(hf, [prompt] * 3, texts, chosen)
+    # vLLM's score is that of the tokens it generated; the hf engine's here, that of the text:
+    # the same where nothing (a stop string, EOS) was cut off the text.
+    cut = [g.stopped_by == "length" for g in voted.generations]
+    assert any(cut)
+    kept = [s for s, c in zip(voted.samples["scores"], cut, strict=True) if c]
+    assert kept == pytest.approx([s for s, c in zip(on_hf, cut, strict=True) if c], abs=LOGLIK_ABS)
+    winner = ranking("weighted", answers, voted.samples["scores"], 2)[0]
+    assert max(range(2), key=lambda c: voted.scores[c][0]) == winner
+
+    settings = SearchSettings(width=2, max_depth=3, step_tokens=8, token_budget=24)
+    searched = Hybrid(spec=spec, trigger=TRIGGER, vote="best_of_n", search=settings)
+    (first,), (again,) = searched.answer(vllm, [question]), searched.answer(vllm, [question])
+    assert sum(first.cost.generated) <= 24
+    assert [g.text for g in first.generations] == [g.text for g in again.generations]
