@@ -296,6 +296,20 @@ def check_knobs(config: dict) -> None:
                 f"optimizations.{name}: num_samples={knobs['num_samples']} with do_sample: false "
                 "would draw the same greedy rationale k times; set do_sample: true"
             )
+        engine = knobs["engine"] or config["evaluation"]["engine"]
+        if engine == "vllm":
+            # vLLM has its own runtime: say so rather than ignore these.
+            unsupported = {
+                "compile": "vLLM compiles its model itself; set evaluation.vllm.enforce_eager",
+                "attn_implementation": "vLLM picks its own attention backend",
+                "quantization": "vLLM's own quantized checkpoints are not wired in here",
+            }
+            for knob, why in unsupported.items():
+                if knobs.get(knob):
+                    raise ConfigError(
+                        f"optimizations.{name}.{knob}: not supported by the vllm engine ({why});"
+                        " use engine: hf for this optimization"
+                    )
         scorer = knobs.get("scorer")
         if scorer is not None:
             where = f"optimizations.{name}.scorer"

@@ -130,6 +130,8 @@ def backend_arguments(
         arguments["max_length"] = evaluation["max_length"]
     if knobs.get("attn_implementation"):
         arguments["attn_implementation"] = knobs["attn_implementation"]
+    if knobs.get("quantization"):
+        arguments["quantization"] = knobs["quantization"]
     return arguments
 
 
@@ -265,7 +267,16 @@ def evaluate_cell(
         "packages": package_versions(),
         "python": platform.python_version(),
     }
-    record = {**provenance, **record}
+    runtime = model.engine.runtime()
+    record = {
+        **provenance,
+        **record,
+        # The weights as stored (int8 counts one byte a weight) and a compiled forward's
+        # warm-up, apart from the steady state that wall_seconds mostly is.
+        "model_memory_bytes": runtime.get("model_memory_bytes"),
+        "compile_warmup_seconds": runtime.get("compile_warmup_seconds"),
+        "runtime": runtime,
+    }
 
     output["thinkcost"] = provenance
     rationales = model.rationales

@@ -131,6 +131,11 @@ class Engine(ABC):
     def score(self, requests: Sequence[ScoreRequest]) -> list[list[tuple[float, bool]]]:
         """(log-likelihood, is-greedy) of every continuation of every request."""
 
+    def runtime(self) -> dict:
+        """What the cost record keeps of the engine's runtime (resident weights, quantization,
+        compilation); an engine that knows nothing of them gives nothing."""
+        return {}
+
     # ------------------------------------------------------------------ shared helpers
 
     def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:

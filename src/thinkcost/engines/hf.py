@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from thinkcost.engines import runtime
 from thinkcost.engines.base import (
     Generation,
     GenerationRequest,
@@ -203,6 +204,7 @@ class HFEngine(TransformersTokenizerEngine):
         prefix_cache_bytes: int = 2 << 30,
         draft_tokens: int = 4,
         compile: bool = False,
+        quantization: str | None = None,
         trust_remote_code: bool = False,
     ) -> None:
         super().__init__()
@@ -210,6 +212,9 @@ class HFEngine(TransformersTokenizerEngine):
 
         started = time.perf_counter()
         self.device = torch.device(device)
+        # A precision or quantization the device cannot run fails here, before any weight loads.
+        runtime.check_dtype(self.device, dtype)
+        quantized_load = runtime.quantization_load_options(quantization, self.device)
         if self.device.type == "cpu":
             # Grouped-query attention inside torch's CPU attention kernel, mask and all, instead
             # of transformers copying each key/value head to its query heads every layer and
@@ -222,15 +227,19 @@ class HFEngine(TransformersTokenizerEngine):
         kwargs = {"dtype": getattr(torch, dtype) if dtype != "auto" else "auto"}
         if attn_implementation:
             kwargs["attn_implementation"] = attn_implementation
-        self.model = (
-            AutoModelForCausalLM.from_pretrained(
-                pretrained, trust_remote_code=trust_remote_code, **kwargs
-            )
-            .to(self.device)
-            .eval()
+        if quantized_load:  # bitsandbytes places the weights itself
+            kwargs.update(quantized_load, device_map=str(self.device))
+        model = AutoModelForCausalLM.from_pretrained(
+            pretrained, trust_remote_code=trust_remote_code, **kwargs
         )
-        if compile:
-            self.model.forward = torch.compile(self.model.forward, dynamic=True)
+        self.model = (model if quantized_load else model.to(self.device)).eval()
+        if quantization and not quantized_load:
+            self.model = runtime.quantize_on_cpu(self.model)
+        self.quantization = quantization
+        # The forward that _extend and _decode_step call (through the module) is this one.
+        self.compiled = runtime.CompiledForward(self.model.forward) if compile else None
+        if self.compiled is not None:
+            self.model.forward = self.compiled
         self.max_batch_size = int(max_batch_size)
         self.batch_tokens = int(batch_tokens)
         self.prefix_cache_bytes = int(prefix_cache_bytes)
@@ -250,6 +259,22 @@ class HFEngine(TransformersTokenizerEngine):
         self._prefixes: OrderedDict[int, _Prefix] = OrderedDict()
         self._prefix_bytes = 0
         self.counters.load_seconds += time.perf_counter() - started
+
+    def runtime(self) -> dict:
+        """What the cost record keeps of the runtime: the weights' resident bytes, the
+        quantization, and for a compiled forward its calls, graphs and warm-up seconds."""
+        record = {
+            "model_memory_bytes": runtime.memory_footprint(self.model),
+            "dtype": str(next(self.model.parameters()).dtype).removeprefix("torch."),
+            "quantization": self.quantization,
+        }
+        if self.compiled is not None:
+            record.update(
+                compiled_calls=self.compiled.calls,
+                compiled_graphs=self.compiled.graphs,
+                compile_warmup_seconds=self.compiled.warmup_seconds,
+            )
+        return record
 
     def _model_max_length(self) -> int:
         from lm_eval.models.utils import resolve_max_length

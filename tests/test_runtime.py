@@ -1,0 +1,97 @@
+"""Runtime knobs of the hf engine, run for real: int8 weights stored as int8, the compiled
+forward the one generation calls, and a dtype the device cannot run refused before loading."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from thinkcost.engines import GenerationRequest, SamplingSpec, load_engine
+from thinkcost.engines.runtime import RuntimeSettingError, check_dtype, memory_footprint
+
+PROMPTS = ["Q: What is 2 plus 3?\nA:", "Q: Name a colour of the sky.\nA:"]
+SPEC = SamplingSpec(max_new_tokens=12, stop=("Q:",))
+
+
+def test_int8_weights_are_stored_as_int8_and_still_answer(smollm2_dir):
+    plain = load_engine("hf", str(smollm2_dir), device="cpu", dtype="float32")
+    int8 = load_engine("hf", str(smollm2_dir), device="cpu", dtype="float32", quantization="int8")
+    linears = [m for m in int8.model.modules() if type(m).__name__ == "Linear"]
+    quantized = [m for m in int8.model.modules() if "quantized" in type(m).__module__]
+    assert quantized and not [m for m in linears if "quantized" not in type(m).__module__]
+    weight = quantized[0].weight()
+    assert weight.dtype == torch.qint8 and weight.int_repr().element_size() == 1
+    # The linear layers' weights shrink 4×; the embedding (shared with the output layer in the
+    # float model) stays float32.
+    full, small = plain.runtime()["model_memory_bytes"], int8.runtime()["model_memory_bytes"]
+    assert full == memory_footprint(plain.model) > 4e8
+    assert small < 0.6 * full
+    assert int8.runtime()["quantization"] == "int8"
+    generations = int8.generate([GenerationRequest(p) for p in PROMPTS], SPEC)
+    assert all(g.tokens > 0 for (g,) in generations)
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(smollm2_dir, tmp_path_factory):
+    """A two-layer Llama with random weights and SmolLM2's tokenizer: a real transformers
+    model small enough that compiling it takes seconds, not minutes."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    path = tmp_path_factory.mktemp("tiny")
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=49152,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        eos_token_id=2,
+    )
+    LlamaForCausalLM(config).save_pretrained(path)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (smollm2_dir / name).exists():
+            shutil.copy(smollm2_dir / name, path / name)
+    return path
+
+
+def test_the_compiled_forward_is_the_one_generation_calls(tiny_model_dir):
+    eager = load_engine("hf", str(tiny_model_dir), device="cpu", draft_tokens=0)
+    compiled = load_engine("hf", str(tiny_model_dir), device="cpu", draft_tokens=0, compile=True)
+    requests = [GenerationRequest(p) for p in PROMPTS]
+    expected = eager.generate(requests, SPEC)
+    assert compiled.generate(requests, SPEC) == expected
+    runtime = compiled.runtime()
+    # Every forward pass of the engine went through the compiled function …
+    assert runtime["compiled_calls"] == compiled.counters.forward_passes > 0
+    # … which compiled at least one graph, the warm-up timed apart.
+    assert runtime["compiled_graphs"] >= 1 and runtime["compile_warmup_seconds"] > 0
+    # A second run reuses the graphs: more calls, no more warm-up than a recompile.
+    calls, warmup = runtime["compiled_calls"], runtime["compile_warmup_seconds"]
+    assert compiled.generate(requests, SPEC) == expected
+    assert compiled.runtime()["compiled_calls"] > calls
+    assert "compiled_calls" not in eager.runtime()
+    assert compiled.runtime()["compile_warmup_seconds"] >= warmup
+
+
+def test_a_gpu_without_bfloat16_is_refused_before_the_model_loads(monkeypatch, tmp_path):
+    # This machine has no GPU: torch.cuda's answers are replaced by those of a V100 (a test
+    # double for hardware it cannot have). The model path does not exist, so an error about
+    # bfloat16 proves the check ran before anything was read.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla V100-SXM2")
+    with pytest.raises(RuntimeSettingError, match="Tesla V100-SXM2 does not support bfloat16"):
+        load_engine("hf", str(tmp_path / "absent"), device="cuda", dtype="bfloat16")
+
+
+def test_a_missing_gpu_or_an_unavailable_quantization_is_named():
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeSettingError, match="torch sees no GPU"):
+            check_dtype(torch.device("cuda"), "float16")
+    with pytest.raises(RuntimeSettingError, match="on a CPU only int8"):
+        load_engine("hf", "/nonexistent", device="cpu", quantization="int4")
+    check_dtype(torch.device("cpu"), "bfloat16")  # this CPU computes in bfloat16
