@@ -24,4 +24,5 @@ if __name__ == "__main__":
             requests_path=snakemake.output.requests,
             cost_path=snakemake.output.cost,
             scorer=cell.get("scorer"),
+            assistant=cell.get("assistant"),
         )

@@ -95,3 +95,24 @@ def test_a_missing_gpu_or_an_unavailable_quantization_is_named():
     with pytest.raises(RuntimeSettingError, match="on a CPU only int8"):
         load_engine("hf", "/nonexistent", device="cpu", quantization="int4")
     check_dtype(torch.device("cpu"), "bfloat16")  # this CPU computes in bfloat16
+
+
+def test_assisted_decoding_gives_plain_greedy_decodings_output(smollm2_dir, tiny_model_dir):
+    """Speculative decoding with a draft model: the rationale is the one plain greedy decoding
+    gives, whatever the assistant. The model as its own assistant drafts exactly what it would
+    say, so nearly every draft token is accepted; a random two-layer model almost none."""
+    spec = SamplingSpec(max_new_tokens=24, stop=("Q:",))
+    requests = [GenerationRequest(p) for p in PROMPTS]
+    plain = load_engine("hf", str(smollm2_dir), device="cpu", draft_tokens=0)
+    expected = plain.generate(requests, spec)
+    for assistant, acceptance in ((smollm2_dir, (0.9, 1.0)), (tiny_model_dir, (0.0, 0.2))):
+        assisted = load_engine(
+            "hf", str(smollm2_dir), device="cpu", draft_tokens=4, assistant=str(assistant)
+        )
+        assert assisted.generate(requests, spec) == expected
+        counters = assisted.counters
+        assert counters.assistant_forward_passes > 0 and counters.draft_tokens > 0
+        rate = counters.accepted_draft_tokens / counters.draft_tokens
+        assert acceptance[0] <= rate <= acceptance[1], (assistant, rate)
+        if assistant == smollm2_dir:  # accepted drafts are decode steps that did not run
+            assert counters.forward_passes < plain.counters.forward_passes

@@ -105,6 +105,7 @@ def backend_arguments(
     model_dir: str,
     model_dtype: str | None,
     scorer_dir: str | None = None,
+    assistant_dir: str | None = None,
 ) -> dict:
     """The ThinkcostLM constructor arguments for one optimization on one model: the strategy's
     knobs, the evaluation-wide settings an optimization may override, and the engine's options."""
@@ -124,6 +125,11 @@ def backend_arguments(
     )
     if scorer_dir:
         arguments["scorer"] = scorer_dir
+    assistant = knobs.get("assistant") or {}
+    if "prompt_lookup_num_tokens" in assistant:
+        arguments["draft_tokens"] = assistant["prompt_lookup_num_tokens"]
+    if assistant_dir:
+        arguments.update(assistant=assistant_dir, draft_tokens=assistant["num_assistant_tokens"])
     if engine == "vllm":
         arguments.update(evaluation["vllm"])
     if evaluation.get("max_length"):
@@ -158,6 +164,7 @@ def evaluate_cell(
     cost_path: str | Path,
     model_dtype: str | None = None,
     scorer: dict | None = None,
+    assistant: dict | None = None,
 ) -> dict:
     """Run lm-eval on one cell; write its results JSON, samples, request costs and cost record.
 
@@ -174,7 +181,10 @@ def evaluate_cell(
 
     # A separate scorer model: its staged directory and parameter count.
     scorer_dir = scorer["model_dir"] if scorer else None
-    arguments = backend_arguments(knobs, evaluation, model_dir, model_dtype, scorer_dir)
+    assistant_dir = assistant["model_dir"] if assistant else None
+    arguments = backend_arguments(
+        knobs, evaluation, model_dir, model_dtype, scorer_dir, assistant_dir
+    )
     log.info("cell %s with %s", cell, arguments)
     # Beside the outputs, undeclared, so that Snakemake keeps it when an attempt fails.
     checkpoint = Path(results_path).with_name("checkpoint.jsonl")
@@ -268,9 +278,23 @@ def evaluate_cell(
         "python": platform.python_version(),
     }
     runtime = model.engine.runtime()
+    counters = model.engine.counters
     record = {
         **provenance,
         **record,
+        # Draft tokens the model confirmed, of those proposed (prompt lookup or an assistant).
+        "draft_acceptance_rate": counters.accepted_draft_tokens / counters.draft_tokens
+        if counters.draft_tokens
+        else None,
+        # An assistant model's forward FLOPs (2·N per token it processed), per request; the
+        # FLOP conventions count the model's own tokens, which assisted decoding leaves as
+        # they were.
+        "assistant_flops_per_request": 2.0
+        * float(assistant["params"])
+        * counters.assistant_forward_tokens
+        / len(costs)
+        if assistant
+        else 0.0,
         # The weights as stored (int8 counts one byte a weight) and a compiled forward's
         # warm-up, apart from the steady state that wall_seconds mostly is.
         "model_memory_bytes": runtime.get("model_memory_bytes"),

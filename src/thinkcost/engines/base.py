@@ -88,8 +88,11 @@ class EngineCounters:
     scoring_tokens: int = 0
     reused_tokens: int = 0  # context tokens a score found already computed
     generated_tokens: int = 0
-    draft_tokens: int = 0  # prompt-lookup tokens proposed to greedy decoding …
+    draft_tokens: int = 0  # draft tokens (prompt lookup, or an assistant's) proposed …
     accepted_draft_tokens: int = 0  # … and confirmed by the model
+    assistant_forward_passes: int = 0  # an assistant (draft) model's passes …
+    assistant_forward_tokens: int = 0  # … and the tokens they processed
+    assistant_seconds: float = 0.0
     load_seconds: float = 0.0
     prefill_seconds: float = 0.0
     decode_seconds: float = 0.0

@@ -205,6 +205,7 @@ class HFEngine(TransformersTokenizerEngine):
         draft_tokens: int = 4,
         compile: bool = False,
         quantization: str | None = None,
+        assistant: str | None = None,
         trust_remote_code: bool = False,
     ) -> None:
         super().__init__()
@@ -243,8 +244,26 @@ class HFEngine(TransformersTokenizerEngine):
         self.max_batch_size = int(max_batch_size)
         self.batch_tokens = int(batch_tokens)
         self.prefix_cache_bytes = int(prefix_cache_bytes)
-        # Greedy decoding verifies up to this many prompt-lookup draft tokens per step (0: off).
+        # Greedy decoding verifies up to this many draft tokens per step (0: off): the tokens
+        # that followed an earlier occurrence of the row's last tokens (prompt lookup), or,
+        # with an assistant, a smaller model's greedy continuation (speculative decoding).
         self.draft_tokens = int(draft_tokens)
+        self.assistant = (
+            AutoModelForCausalLM.from_pretrained(
+                assistant, trust_remote_code=trust_remote_code, dtype=self.model.dtype
+            )
+            .to(self.device)
+            .eval()
+            if assistant
+            else None
+        )
+        if self.assistant is not None:
+            ours, theirs = len(self.tokenizer), self.assistant.config.get_text_config().vocab_size
+            if theirs < ours:
+                raise ValueError(
+                    f"assistant {assistant} has a vocabulary of {theirs} tokens, the model "
+                    f"{pretrained} {ours}: a draft model must share the model's tokenizer"
+                )
         self._max_length = int(max_length) if max_length else self._model_max_length()
         self._set_eos(getattr(self.model.generation_config, "eos_token_id", None))
         # The batch layout puts masked columns between a row's tokens, so a sliding window
@@ -388,6 +407,41 @@ class HFEngine(TransformersTokenizerEngine):
                 return context[start : start + room].tolist()
         return []
 
+    @torch.no_grad()
+    def _assistant_drafts(self, rows: list[_Row], spec: SamplingSpec) -> list[list[int]]:
+        """The assistant's greedy continuation of every row, `draft_tokens` long at most: one
+        batched pass per draft token over the rows' whole contexts (left-padded). The assistant
+        keeps no cache between steps: it is meant to be small, and its passes are counted
+        (`assistant_forward_tokens`) so their FLOPs enter the cost record."""
+        started = time.perf_counter()
+        rooms = [min(self.draft_tokens, spec.max_new_tokens - len(r.generated) - 1) for r in rows]
+        contexts = [r.prompt + r.generated for r in rows]
+        drafts: list[list[int]] = [[] for _ in rows]
+        for step in range(max(rooms, default=0)):
+            active = [i for i, room in enumerate(rooms) if room > step]
+            if not active:
+                break
+            width = max(len(contexts[i]) + step for i in active)
+            ids = torch.full((len(active), width), self._pad_id, dtype=torch.long)
+            mask = torch.zeros(len(active), width, dtype=torch.long)
+            for j, i in enumerate(active):
+                sequence = contexts[i] + drafts[i]
+                ids[j, width - len(sequence) :] = torch.tensor(sequence)
+                mask[j, width - len(sequence) :] = 1
+            positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+            logits = self.assistant(
+                input_ids=ids.to(self.device),
+                attention_mask=mask.to(self.device),
+                position_ids=positions.to(self.device),
+                logits_to_keep=1,
+            ).logits[:, -1]
+            for j, token in zip(active, logits.argmax(dim=-1).tolist(), strict=True):
+                drafts[j].append(token)
+            self.counters.assistant_forward_passes += 1
+            self.counters.assistant_forward_tokens += int(mask.sum())
+        self.counters.assistant_seconds += time.perf_counter() - started
+        return drafts
+
     def _step(self, batch: _Batch, spec: SamplingSpec) -> None:
         """One decode step for every row: its next token, or, greedy with prompt lookup, its
         next tokens, as many as the model confirms of a draft, plus one.
@@ -399,7 +453,10 @@ class HFEngine(TransformersTokenizerEngine):
         """
         started = time.perf_counter()
         lookup = self.draft_tokens > 0 and not spec.do_sample
-        drafts = [self._draft(row, spec) if lookup else [] for row in batch.rows]
+        if lookup and self.assistant is not None:
+            drafts = self._assistant_drafts(batch.rows, spec)
+        else:
+            drafts = [self._draft(row, spec) if lookup else [] for row in batch.rows]
         width = 1 + max(len(draft) for draft in drafts)
         tokens = torch.full((len(batch.rows), width), self._pad_id, dtype=torch.long)
         fed = torch.zeros(len(batch.rows), width, dtype=torch.long)
