@@ -113,7 +113,8 @@ class ThinkcostLM(TemplateLM):
                 engine if isinstance(engine, str) else "hf",
                 scorer,
                 max_batch_size=self.batch_size,
-                **engine_options,
+                # It only scores: the generator's draft model is none of its business.
+                **{k: v for k, v in engine_options.items() if k != "assistant"},
             )
             if isinstance(scorer, str)
             else scorer
