@@ -101,9 +101,11 @@ def get_evaluate_input(wildcards):
         "data": get_task_data(wildcards.task),
         "model": model_input(wildcards.model),
     }
-    scorer = config["optimizations"][wildcards.optimization].get("scorer")
-    if scorer:
-        inputs["scorer"] = model_input(scorer)
+    knobs = config["optimizations"][wildcards.optimization]
+    if knobs.get("scorer"):
+        inputs["scorer"] = model_input(knobs["scorer"])
+    if knobs.get("assistant", {}).get("model"):
+        inputs["assistant"] = model_input(knobs["assistant"]["model"])
     return inputs
 
 
@@ -134,12 +136,16 @@ def get_cell(wildcards):
             if key != "group_by_model"
         },
     }
-    scorer = described["knobs"].get("scorer")
-    if scorer:  # only then: a cell without one keeps its params, so it is not rerun
-        described["scorer"] = {
-            "model_dir": get_model_dir(scorer),
-            "params": config["models"][scorer]["params"],
-        }
+    # A second model, only where one is named: a cell without keeps its params (not rerun).
+    for role, name in (
+        ("scorer", described["knobs"].get("scorer")),
+        ("assistant", described["knobs"].get("assistant", {}).get("model")),
+    ):
+        if name:
+            described[role] = {
+                "model_dir": get_model_dir(name),
+                "params": config["models"][name]["params"],
+            }
     return described
 
 
@@ -262,7 +268,15 @@ def get_regime_pairs():
 
 
 def get_final_output():
-    summary = ["improvement", "isoflop", "train_equivalent_ratio", "pareto", "frontier"]
+    summary = [
+        *("improvement", "isoflop", "train_equivalent_ratio", "pareto", "frontier"),
+        # The same against the measured seconds per question; and every regime plot in one
+        # figure, in the unit figures/regime/ is not drawn in.
+        *("pareto_seconds", "frontier_seconds"),
+        {"flops": "regime_seconds", "seconds": "regime_flops"}[
+            config["analysis"]["cost_unit"]
+        ],
+    ]
     # The cells are products in their own right: as targets, a deleted cell is rerun (Snakemake
     # would otherwise treat it as an intermediate file of an up-to-date table and skip it).
     cells = [

@@ -1,11 +1,14 @@
 # Seconds of pandas/SciPy/matplotlib: run on the submit host rather than wait in a queue.
 localrules:
     plot_regime,
+    plot_regime_overview,
     plot_improvement,
     plot_isoflop,
     plot_train_equivalent_ratio,
     plot_pareto,
+    plot_pareto_seconds,
     plot_frontier,
+    plot_frontier_seconds,
 
 
 rule plot_regime:
@@ -23,8 +26,34 @@ rule plot_regime:
         "results/logs/plot_regime/{model}.{optimization}.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        cost_unit=config["analysis"]["cost_unit"],
     script:
         "../scripts/plot_regime.py"
+
+
+# Every regime plot in one figure, in the unit the figures/regime/ plots are not in.
+rule plot_regime_overview:
+    input:
+        table="results/tables/train_equivalent.csv",
+    output:
+        png=report(
+            "figures/regime_{unit}.png",
+            caption="../report/regime_overview.rst",
+            category="Summary",
+            labels={"figure": "regime plots in {unit}"},
+        ),
+        pdf="figures/regime_{unit}.pdf",
+    log:
+        "results/logs/plot_regime_overview/{unit}.log",
+    wildcard_constraints:
+        unit="flops|seconds",
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        models=config["analysis"]["regime_models"],
+    script:
+        "../scripts/plot_regime_overview.py"
 
 
 rule plot_improvement:
@@ -105,6 +134,29 @@ rule plot_pareto:
         "results/logs/plot_pareto.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        cost_unit="flops",
+    script:
+        "../scripts/plot_pareto.py"
+
+
+rule plot_pareto_seconds:
+    input:
+        scores="results/tables/scores.csv",
+    output:
+        png=report(
+            "figures/pareto_seconds.png",
+            caption="../report/pareto_seconds.rst",
+            category="Summary",
+            labels={"figure": "score vs seconds per question"},
+        ),
+        pdf="figures/pareto_seconds.pdf",
+    log:
+        "results/logs/plot_pareto_seconds.log",
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        cost_unit="seconds",
     script:
         "../scripts/plot_pareto.py"
 
@@ -124,5 +176,28 @@ rule plot_frontier:
         "results/logs/plot_frontier.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        cost_unit="flops",
+    script:
+        "../scripts/plot_frontier.py"
+
+
+rule plot_frontier_seconds:
+    input:
+        scores="results/tables/scores.csv",
+    output:
+        png=report(
+            "figures/frontier_seconds.png",
+            caption="../report/frontier_seconds.rst",
+            category="Summary",
+            labels={"figure": "inference scaling frontier in seconds"},
+        ),
+        pdf="figures/frontier_seconds.pdf",
+    log:
+        "results/logs/plot_frontier_seconds.log",
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        cost_unit="seconds",
     script:
         "../scripts/plot_frontier.py"

@@ -12,5 +12,6 @@ with log_to(snakemake.log[0]):
         extrapolation_factor=analysis["extrapolation_factor"],
         confidence=analysis["confidence"],
         interval=analysis["interval"],
+        training_throughput=analysis["training_throughput"],
     )
     table.to_csv(snakemake.output.table, index=False)

@@ -6,5 +6,5 @@ from thinkcost.plots import plot_frontier, save_figure
 with log_to(snakemake.log[0]):
     scores = pd.read_csv(snakemake.input.scores)
     # The cost axis is chosen as for the Pareto figure (pareto_cost_column), inside plot_frontier.
-    figure = plot_frontier(scores)
+    figure = plot_frontier(scores, cost_unit=snakemake.params.cost_unit)
     save_figure(figure, [snakemake.output.png, snakemake.output.pdf])

@@ -8,4 +8,5 @@ with log_to(snakemake.log[0]):
     row = select_row(
         table, model=snakemake.wildcards.model, optimization=snakemake.wildcards.optimization
     )
-    save_figure(plot_regime(row), [snakemake.output.png, snakemake.output.pdf])
+    figure = plot_regime(row, cost_unit=snakemake.params.cost_unit)
+    save_figure(figure, [snakemake.output.png, snakemake.output.pdf])

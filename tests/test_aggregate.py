@@ -161,6 +161,7 @@ def test_a_swept_cell_becomes_one_row_per_k_and_averages_per_k(tmp_path):
             }
             for k in (1, 2)
         ]
+        cost["samples_per_request"] = 2  # K: the k = 2 row is the vote over every sample
         path = tmp_path / f"swept{index}.json"
         path.write_text(json.dumps(cost))
         cell.update(cost=str(path), optimization="vote")
@@ -171,7 +172,9 @@ def test_a_swept_cell_becomes_one_row_per_k_and_averages_per_k(tmp_path):
     assert row["k"] == 2 and row["sweep_of"] == "vote" and row["samples_per_request"] == 2
     assert row["inference_flops_per_request"] == 4e9  # the configured (full) convention
     assert row["generated_tokens_mean"] == 20.0
-    assert pd.isna(row["seconds_per_request"])  # measured for all K samples, not for k
+    # Seconds were measured for all K samples together: the k = K row has them, k < K none.
+    assert row["seconds_per_request"] == json.loads(COST.read_text())["seconds_per_request"]
+    assert pd.isna(scores.loc[("navigate", "vote@1")]["seconds_per_request"])
     average = scores.loc[("average", "vote@1")]
     assert average["score"] == pytest.approx((0.25 + 0.35) / 2)
     assert average["coverage"] == pytest.approx(0.3) and average["k"] == 1

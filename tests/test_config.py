@@ -72,11 +72,21 @@ def test_defaults_come_from_the_schema():
     assert config["analysis"] == {
         "baseline": "standard",
         "flop_convention": "paper",
+        "cost_unit": "flops",
+        # An H100's dense bf16 peak, 989 TFLOP/s, at 40 % MFU: 3.96e14, rounded.
+        "training_throughput": 4.0e14,
         "extrapolation_factor": 10.0,
         "confidence": 0.95,
         "interval": "student-t",
         "regime_models": None,
     }
+
+
+def test_cost_unit_and_training_throughput_are_taken_as_given():
+    config = with_change("analysis", {"cost_unit": "seconds", "training_throughput": 1.2e14})
+    analysis = validate(config, check_tasks=False)["analysis"]
+    assert (analysis["cost_unit"], analysis["training_throughput"]) == ("seconds", 1.2e14)
+    assert analysis["baseline"] == "standard"  # the other defaults still filled in
 
 
 def test_scientific_notation_without_a_sign_is_a_number():
@@ -98,6 +108,26 @@ def test_scientific_notation_without_a_sign_is_a_number():
             "analysis",
             {"baseline": "standrd"},
             r"optimization 'standrd' is not defined \(did you mean 'standard'\?\)",
+        ),
+        (
+            "analysis",
+            {"training_throughput": 0},
+            r"analysis.training_throughput: 0 is less than or equal to the minimum of 0",
+        ),
+        (
+            "analysis",
+            {"training_throughput": -4.0e14},
+            r"analysis.training_throughput: -400000000000000.0 is less than or equal to the min",
+        ),
+        (
+            "analysis",
+            {"training_throughput": "fast"},
+            r"analysis.training_throughput: 'fast' is not of type 'number'",
+        ),
+        (
+            "analysis",
+            {"cost_unit": "joules"},
+            r"analysis.cost_unit: 'joules' is not one of \['flops', 'seconds'\]",
         ),
         (
             "grid",
@@ -335,3 +365,38 @@ def test_a_swept_baseline_is_refused_and_a_good_sweep_names_its_rows():
     valid = validate(swept())
     assert table_optimizations(valid, "vote") == ["vote@1", "vote@2", "vote@4"]
     assert table_optimizations(valid, "cot") == ["cot"]
+
+
+@pytest.mark.parametrize(
+    ("knobs", "message"),
+    [
+        ({"assistant": {"model": "huge"}}, r"assistant.model: 'huge' is not a model under models"),
+        (
+            {"assistant": {"model": "tiny", "prompt_lookup_num_tokens": 3}},
+            r"give exactly one of model, prompt_lookup_num_tokens",
+        ),
+        ({"quantization": "int2"}, r"optimizations.fast.quantization"),
+        ({"engine": "vllm", "compile": True}, r"fast.compile: not supported by the vllm engine"),
+        ({"engine": "vllm", "quantization": "int8"}, r"fast.quantization: not supported by"),
+        (
+            {"engine": "vllm", "assistant": {"prompt_lookup_num_tokens": 3}},
+            r"vLLM's own speculative decoding is not wired in",
+        ),
+    ],
+)
+def test_runtime_knobs_are_checked_before_any_job(knobs, message):
+    config = copy.deepcopy(BASE)
+    config["optimizations"]["fast"] = {"trigger": "Let's think step by step.", **knobs}
+    with pytest.raises(ConfigError, match=message):
+        validate(config)
+
+
+def test_good_runtime_knobs_pass():
+    config = copy.deepcopy(BASE)
+    config["optimizations"]["fast"] = {
+        "quantization": "int8",
+        "assistant": {"model": "tiny"},
+        "dtype": "bfloat16",
+    }
+    knobs = validate(config)["optimizations"]["fast"]
+    assert knobs["assistant"] == {"model": "tiny", "num_assistant_tokens": 4}

@@ -520,6 +520,182 @@ def test_crossover_end_to_end_keeps_train_equivalent_columns():
     assert result.loc[0, "crossover_requests"] == pytest.approx(2.25e10, rel=1e-9)
 
 
+# --- crossover_requests in device-seconds -------------------------------------------------------
+
+
+def _seconds_crossover_table(
+    seconds_per_request: float,
+    baseline_seconds_per_request: float,
+    training_throughput: float = 4e14,
+    equivalent: float = 3e21,
+    status: str = fits.STATUS_OK,
+):
+    """The hand-worked FLOP example above (T = 1e21, C* = 3e21 [2e21, 5e21], f_o = 5e12,
+    f_b = 1e12), with measured seconds per request, crossed in FLOPs and then in seconds."""
+    train_equivalent = pd.DataFrame(
+        [
+            {
+                "model": "m",
+                "family": "F",
+                "optimization": "cot",
+                "baseline": "standard",
+                "train_flops": 1e21,
+                "train_equivalent_flops": equivalent,
+                "train_equivalent_flops_low": 2e21,
+                "train_equivalent_flops_high": 5e21,
+                "status": status,
+            }
+        ]
+    )
+    scores = pd.DataFrame(
+        [
+            score_row("m", "F", 21.0, "standard", 0.3, inference_flops_per_request=1e12)
+            | {"seconds_per_request": baseline_seconds_per_request},
+            score_row("m", "F", 21.0, "cot", 0.4, inference_flops_per_request=5e12)
+            | {"seconds_per_request": seconds_per_request},
+        ]
+    )
+    in_flops = fits.crossover_requests(train_equivalent, scores)
+    result = fits.crossover_requests(
+        in_flops, scores, cost_unit="seconds", training_throughput=training_throughput
+    )
+    assert no_infinities(result)
+    assert list(result.columns) == [*in_flops.columns, *fits.SECONDS_CROSSOVER_COLUMNS]
+    return result.iloc[0]
+
+
+def test_seconds_crossover_matches_hand_worked_example():
+    # Training at 4e14 FLOP/s: T = 1e21 FLOPs / 4e14 FLOP/s = 2.5e6 s, C* = 3e21 / 4e14 = 7.5e6 s.
+    # CoT takes s_o = 3.0 s per request (measured), the baseline s_b = 0.5 s.
+    #   L_o(R) = 2.5e6 + 3.0 R,   L_b(R) = 7.5e6 + 0.5 R
+    #   equal when (3.0 - 0.5) R = 7.5e6 - 2.5e6  ->  R* = 5e6 / 2.5 = 2e6 requests.
+    # Bounds: C*_low = 2e21 FLOPs = 5e6 s -> (5e6 - 2.5e6) / 2.5 = 1e6;
+    #         C*_high = 5e21 FLOPs = 1.25e7 s -> (1.25e7 - 2.5e6) / 2.5 = 4e6.
+    result = _seconds_crossover_table(3.0, 0.5)
+    assert result["training_throughput"] == 4e14
+    assert result["train_seconds"] == pytest.approx(2.5e6, rel=1e-12)
+    assert result["train_equivalent_seconds"] == pytest.approx(7.5e6, rel=1e-12)
+    assert result["train_equivalent_seconds_low"] == pytest.approx(5e6, rel=1e-12)
+    assert result["train_equivalent_seconds_high"] == pytest.approx(1.25e7, rel=1e-12)
+    assert result["seconds_per_request"] == 3.0
+    assert result["baseline_seconds_per_request"] == 0.5
+    assert result["crossover_status_seconds"] == fits.STATUS_OK
+    assert result["crossover_requests_seconds"] == pytest.approx(2e6, rel=1e-12)
+    assert result["crossover_requests_seconds_low"] == pytest.approx(1e6, rel=1e-12)
+    assert result["crossover_requests_seconds_high"] == pytest.approx(4e6, rel=1e-12)
+    # The FLOP crossover of the same row is untouched: 2e21 / 4e12 = 5e8 requests.
+    assert result["crossover_requests"] == pytest.approx(5e8, rel=1e-12)
+    assert result["crossover_status"] == fits.STATUS_OK
+
+    # A slower trainer makes training dearer in seconds, so thinking pays for longer:
+    # at 1e14 FLOP/s, T = 1e7 s, C* = 3e7 s, R* = 2e7 / 2.5 = 8e6 requests.
+    slower = _seconds_crossover_table(3.0, 0.5, training_throughput=1e14)
+    assert slower["train_seconds"] == pytest.approx(1e7, rel=1e-12)
+    assert slower["crossover_requests_seconds"] == pytest.approx(8e6, rel=1e-12)
+
+
+def test_seconds_crossover_statuses_follow_the_seconds_not_the_flops():
+    # An int8-like runtime optimization: faster per request (0.25 s against 0.5 s) although
+    # the same FLOPs, and worth less training (C* = 0.5e21 < T = 1e21): in FLOPs never cheaper,
+    # in seconds cheaper above R* = (1e21 - 0.5e21) / 4e14 / (0.5 - 0.25) = 1.25e6 / 0.25 = 5e6.
+    train_equivalent = pd.DataFrame(
+        [
+            {
+                "model": "m",
+                "family": "F",
+                "optimization": "int8",
+                "baseline": "standard",
+                "train_flops": 1e21,
+                "train_equivalent_flops": 0.5e21,
+                "train_equivalent_flops_low": np.nan,
+                "train_equivalent_flops_high": np.nan,
+                "status": fits.STATUS_OK,
+            }
+        ]
+    )
+    scores = pd.DataFrame(
+        [
+            score_row("m", "F", 21.0, "standard", 0.40) | {"seconds_per_request": 0.5},
+            score_row("m", "F", 21.0, "int8", 0.39) | {"seconds_per_request": 0.25},
+        ]
+    )
+    result = fits.crossover_requests(
+        fits.crossover_requests(train_equivalent, scores), scores, cost_unit="seconds"
+    ).iloc[0]
+    assert result["crossover_status"] == fits.STATUS_NEVER_CHEAPER
+    assert result["crossover_status_seconds"] == fits.STATUS_CHEAPER_ABOVE_CROSSOVER
+    assert result["crossover_requests_seconds"] == pytest.approx(5e6, rel=1e-12)
+
+
+def test_nan_seconds_give_a_status_not_a_crash():
+    # An imported cell, or one k of a sweep: no seconds of its own.
+    result = _seconds_crossover_table(np.nan, 0.5)
+    assert result["crossover_status_seconds"] == fits.STATUS_NO_SECONDS
+    assert np.isnan(result["crossover_requests_seconds"])
+    assert result["crossover_status"] == fits.STATUS_OK  # the FLOP analysis still stands
+    result = _seconds_crossover_table(3.0, np.nan)
+    assert result["crossover_status_seconds"] == fits.STATUS_NO_BASELINE_SECONDS
+    # No train-equivalent FLOPs either: both reasons, the fit's first.
+    result = _seconds_crossover_table(
+        np.nan, 0.5, equivalent=np.nan, status=fits.STATUS_SINGLE_MODEL_FAMILY
+    )
+    assert statuses(result["crossover_status_seconds"]) == [
+        fits.STATUS_SINGLE_MODEL_FAMILY,
+        fits.STATUS_NO_SECONDS,
+    ]
+    assert result["crossover_status"] == fits.STATUS_SINGLE_MODEL_FAMILY
+    for status in (fits.STATUS_NO_SECONDS, fits.STATUS_NO_BASELINE_SECONDS):
+        assert status in fits.STATUS_MEANINGS
+
+
+def test_train_equivalent_table_carries_both_units_from_one_fit():
+    # The exact family (slope 0.06 per decade) with seconds; F1 (1e20 FLOPs) reaches with cot
+    # the score of 1e21 FLOPs. vote@4 is a sweep's k row: the FLOP analysis, no seconds.
+    cot = score_row("F1", "F", 20.0, "cot", line_score(21.0), inference_flops_per_request=5e10)
+    vote = score_row("F1", "F", 20.0, "vote@4", line_score(21.0), inference_flops_per_request=5e10)
+    rows = [row | {"seconds_per_request": 0.5} for row in exact_family()]
+    rows += [cot | {"seconds_per_request": 2.5}, vote | {"seconds_per_request": np.nan}]
+    scores = pd.DataFrame(rows)
+    family_fits = fits.fit_family_scaling(scores)
+    table = fits.train_equivalent_table(scores, family_fits, training_throughput=1e15)
+    in_flops = fits.crossover_requests(
+        fits.train_equivalent_flops(scores, family_fits, interval="student-t"), scores
+    )
+    # The FLOP columns, names and values, are what they were without the seconds.
+    pd.testing.assert_frame_equal(table[in_flops.columns], in_flops)
+    cot = table.set_index("optimization").loc["cot"]
+    assert cot["train_equivalent_flops"] == pytest.approx(1e21, rel=1e-9)
+    # C* in seconds is the same C* at 1e15 FLOP/s: 1e21 / 1e15 = 1e6 s; T = 1e20 / 1e15 = 1e5 s.
+    assert cot["train_equivalent_seconds"] == pytest.approx(1e6, rel=1e-9)
+    assert cot["train_seconds"] == pytest.approx(1e5, rel=1e-12)
+    # R* = (1e6 - 1e5) s / (2.5 - 0.5) s = 4.5e5 requests (in FLOPs: 9e20 / 4e10 = 2.25e10).
+    assert cot["crossover_requests_seconds"] == pytest.approx(4.5e5, rel=1e-9)
+    assert cot["crossover_requests"] == pytest.approx(2.25e10, rel=1e-9)
+    vote = table.set_index("optimization").loc["vote@4"]
+    assert vote["crossover_status"] == fits.STATUS_OK
+    assert vote["crossover_status_seconds"] == fits.STATUS_NO_SECONDS
+    # A table with no seconds column at all (written before seconds were measured) says so too.
+    without = fits.train_equivalent_table(scores.drop(columns="seconds_per_request"), family_fits)
+    assert set(without["crossover_status_seconds"]) == {fits.STATUS_NO_SECONDS}
+    assert set(without["training_throughput"]) == {fits.DEFAULT_TRAINING_THROUGHPUT}
+
+
+@pytest.mark.parametrize("throughput", [0.0, -4e14, np.nan, np.inf, "fast"])
+def test_training_throughput_must_be_a_positive_number(throughput):
+    scores = pd.DataFrame([*exact_family(), score_row("F1", "F", 20.0, "cot", line_score(21.0))])
+    train_equivalent = fits.train_equivalent_flops(scores, fits.fit_family_scaling(scores))
+    with pytest.raises(ValueError, match="training_throughput must be a positive number"):
+        fits.crossover_requests(
+            train_equivalent, scores, cost_unit="seconds", training_throughput=throughput
+        )
+
+
+def test_unknown_cost_unit_is_refused():
+    scores = pd.DataFrame(exact_family())
+    with pytest.raises(ValueError, match="cost_unit must be one of"):
+        fits.crossover_requests(pd.DataFrame(), scores, cost_unit="joules")
+
+
 # --- fit_isoflop ---------------------------------------------------------------------------------
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import matplotlib
 import numpy as np
 import pandas as pd
@@ -446,6 +450,145 @@ def test_frontier_cost_axis_and_task_fallbacks(sweep_scores):
     assert "no average rows: t2 shown" in ax.get_title()
     assert ax.get_ylabel() == "score (t2)"
     assert len(by_gid(ax, "frontier").get_xdata()) == len(points)
+
+
+# --- the same figures in device-seconds -----------------------------------------------------------
+
+
+@pytest.fixture
+def seconds_scores(scores) -> pd.DataFrame:
+    """`scores` with measured seconds: standard 0.5 s, cot 4 s per question on every model,
+    and sc without (as a sweep's k row, or an imported cell)."""
+    seconds = scores["optimization"].map({"standard": 0.5, "cot": 4.0, "sc": np.nan})
+    return scores.assign(seconds_per_request=seconds)
+
+
+@pytest.fixture
+def seconds_crossover(seconds_scores) -> pd.DataFrame:
+    family_fits = fits.fit_family_scaling(seconds_scores)
+    return fits.train_equivalent_table(seconds_scores, family_fits, training_throughput=1e14)
+
+
+def test_regime_in_seconds_meets_at_the_seconds_crossover_and_states_the_throughput(
+    seconds_crossover,
+):
+    ok = seconds_crossover[seconds_crossover["crossover_status_seconds"] == fits.STATUS_OK]
+    row = ok.iloc[0]
+    ax = plots.plot_regime(row, cost_unit="seconds").axes[0]
+    assert ax.get_ylabel() == "lifetime device-seconds (training + inference)"
+    (marker_x,), (marker_y,) = by_gid(ax, "crossover").get_data()
+    assert marker_x == pytest.approx(row["crossover_requests_seconds"])
+    # Both lifetimes in seconds are equal there, and the FLOP crossover is somewhere else.
+    assert marker_y == pytest.approx(row["train_seconds"] + marker_x * 4.0)
+    assert marker_y == pytest.approx(row["train_equivalent_seconds"] + marker_x * 0.5)
+    assert row["train_seconds"] == pytest.approx(row["train_flops"] / 1e14)
+    assert marker_x != pytest.approx(row["crossover_requests"])
+    optimization = by_gid(ax, "optimization")
+    assert optimization.get_ydata()[0] == pytest.approx(
+        row["train_seconds"] + optimization.get_xdata()[0] * 4.0
+    )
+    note = next(text for text in ax.texts if text.get_gid() == "throughput_note")
+    assert "training at 1e+14 FLOP/s (analysis.training_throughput)" in note.get_text()
+    assert "device-seconds" in by_gid(ax, "baseline").get_label()
+
+    # The FLOP regime of the same row: FLOPs on the axis, no throughput anywhere.
+    ax = plots.plot_regime(row).axes[0]
+    assert ax.get_ylabel() == "lifetime FLOPs (training + inference)"
+    assert not [text for text in ax.texts if text.get_gid() == "throughput_note"]
+    assert by_gid(ax, "crossover").get_data()[0][0] == pytest.approx(row["crossover_requests"])
+
+
+def test_regime_in_seconds_without_seconds_draws_nothing_and_says_so(seconds_crossover):
+    row = seconds_crossover.set_index("optimization").loc["sc"].iloc[0]
+    row["optimization"] = "sc"
+    ax = plots.plot_regime(row, cost_unit="seconds").axes[0]
+    # The baseline model's line has its seconds; the optimization's cannot be drawn.
+    assert gids(ax) == ["baseline"]
+    assert fits.STATUS_NO_SECONDS in ax.get_title()
+    # A table written before it had seconds columns: the same, not a KeyError.
+    old = row.drop([col for col in row.index if "seconds" in col])
+    assert fits.STATUS_NO_SECONDS in plots.plot_regime(old, cost_unit="seconds").axes[0].get_title()
+
+
+def test_regime_overview_draws_the_rows_with_seconds_and_names_the_rest(seconds_crossover):
+    fig = plots.plot_regime_overview(seconds_crossover, cost_unit="seconds")
+    panels = sorted(ax.get_gid() for ax in fig.axes if ax.get_gid())
+    models = sorted(seconds_crossover["model"].unique())
+    assert panels == sorted(f"regime:{model}:cot" for model in models)
+    assert "training at 1e+14 FLOP/s" in fig.get_suptitle()
+    skipped = fig._supxlabel.get_text()
+    assert skipped.startswith(f"not drawn ({fits.STATUS_NO_SECONDS}):")
+    assert len(models) == 7 <= plots.REGIME_OVERVIEW_LISTED
+    assert all(f"{model} / sc" in skipped for model in models)
+    assert "/ cot" not in skipped
+    # Restricted to some models (analysis.regime_models), and in FLOPs every row has a panel.
+    fig = plots.plot_regime_overview(seconds_crossover, cost_unit="flops", models=["f0", "g1"])
+    panels = sorted(ax.get_gid() for ax in fig.axes if ax.get_gid())
+    assert panels == ["regime:f0:cot", "regime:f0:sc", "regime:g1:cot", "regime:g1:sc"]
+    assert "FLOP/s" not in fig.get_suptitle() and fig._supxlabel is None
+
+
+def test_pareto_and_frontier_in_seconds(seconds_scores):
+    assert plots.pareto_cost_column(seconds_scores, cost_unit="seconds") == "seconds_per_request"
+    assert plots.pareto_cost_column(seconds_scores) == "inference_flops_per_request_paper"
+    ax = plots.plot_pareto(seconds_scores, x_col="seconds_per_request").axes[0]
+    assert ax.get_xlabel() == "seconds per question (measured)"
+    drawn = {gid: by_gid(ax, gid).get_offsets()[:, 0] for gid in ("cot", "standard")}
+    assert np.allclose(drawn["cot"], 4.0) and np.allclose(drawn["standard"], 0.5)
+    assert not np.isfinite(by_gid(ax, "sc").get_offsets()[:, 0]).any()
+    assert "7 row(s) with no seconds measured not shown" in ax.get_title()
+    assert not [text for text in ax.texts if text.get_gid() == "nothing_drawn"]
+    # Only imported cells (the paper's published results): an empty figure that says why.
+    imported = seconds_scores.assign(seconds_per_request=np.nan)
+    for fig in (
+        plots.plot_pareto(imported, x_col="seconds_per_request"),
+        plots.plot_frontier(imported, cost_unit="seconds"),
+    ):
+        (text,) = [text for text in fig.axes[0].texts if text.get_gid() == "nothing_drawn"]
+        assert text.get_text() == f"nothing to draw: {fits.STATUS_NO_SECONDS}"
+
+    fig = plots.plot_frontier(seconds_scores, cost_unit="seconds")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "seconds per question (measured)"
+    assert "score against inference time" in ax.get_title()
+    assert "7 row(s) with no seconds measured not shown" in ax.get_title()
+    assert set(by_gid(ax, "frontier").get_xdata()) == {0.5, 4.0}
+    # The FLOP frontier of the same table keeps every row, on the FLOP axis.
+    ax = plots.plot_frontier(seconds_scores).axes[0]
+    assert ax.get_xlabel() == "inference FLOPs per question (configured convention)"
+    assert len(by_gid(ax, "frontier").get_xdata()) == len(seconds_scores)
+
+
+def test_seconds_axis_names_the_device_and_warns_when_there_are_several(seconds_scores):
+    cells = seconds_scores.assign(task="t1", device="NVIDIA H100 80GB HBM3")
+    table = pd.concat([seconds_scores, cells], ignore_index=True)
+    label = plots.plot_pareto(table, x_col="seconds_per_request").axes[0].get_xlabel()
+    assert label == "seconds per question (measured on NVIDIA H100 80GB HBM3)"
+    cells.loc[cells.index[:3], "device"] = "x86_64 CPU (2 cores)"
+    table = pd.concat([seconds_scores, cells], ignore_index=True)
+    label = plots.plot_frontier(table, cost_unit="seconds").axes[0].get_xlabel()
+    assert label == "seconds per question (measured on 2 devices: compare with care)"
+
+
+@pytest.mark.parametrize(("cost_unit", "other"), [("flops", "seconds"), ("seconds", "flops")])
+def test_the_workflow_plans_the_seconds_figures(tmp_path, cost_unit, other):
+    repo = Path(__file__).resolve().parents[1]
+    config = (repo / "config" / "config.yaml").read_text()
+    config = config.replace("\nanalysis:\n", f"\nanalysis:\n  cost_unit: {cost_unit}\n", 1)
+    assert f"cost_unit: {cost_unit}" in config
+    path = tmp_path / "config.yaml"
+    path.write_text(config)
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--forceall", "--configfile", str(path)],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for figure in ("pareto_seconds", "frontier_seconds", f"regime_{other}", "pareto", "frontier"):
+        assert f"figures/{figure}.png" in result.stdout, figure
+    assert f"figures/regime_{cost_unit}.png" not in result.stdout
 
 
 # --- save_figure --------------------------------------------------------------------------------

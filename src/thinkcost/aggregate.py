@@ -156,8 +156,10 @@ def sweep_rows(row: dict, cost: dict, convention: str) -> list[dict]:
     `sweep`, which `thinkcost.sweeps` wrote): the vote's expected score over every subset of k
     of the K samples, with its coverage (pass@k) and the tokens and FLOPs of k samples.
 
-    Seconds were measured for all K samples together, so a k row has none (NaN)."""
+    Seconds were measured for all K samples together: the k = K row has them, the others none
+    (NaN)."""
     rows = []
+    drawn = cost.get("samples_per_request")
     for entry in cost["sweep"]:
         k = int(entry["k"])
         rows.append(
@@ -172,7 +174,7 @@ def sweep_rows(row: dict, cost: dict, convention: str) -> list[dict]:
                 "inference_flops_per_request": entry[f"inference_flops_per_request_{convention}"],
                 "inference_flops_per_request_paper": entry["inference_flops_per_request_paper"],
                 "inference_flops_per_request_full": entry["inference_flops_per_request_full"],
-                "seconds_per_request": float("nan"),
+                "seconds_per_request": row["seconds_per_request"] if k == drawn else float("nan"),
                 "samples_per_request": k,
                 "sweep_of": row["optimization"],
                 "k": k,

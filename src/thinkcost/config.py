@@ -125,7 +125,7 @@ def _coerce_scientific(value: Any) -> Any:
 
 def apply_schema(config: dict, schema_path: str | os.PathLike) -> dict:
     """Validate `config` in place against the JSON schema, filling in the schema's defaults."""
-    for section in ("models", "imports"):
+    for section in ("models", "imports", "analysis"):
         if section in config:
             config[section] = _coerce_scientific(config[section])
     schema = load_yaml_strict(schema_path)
@@ -310,6 +310,23 @@ def check_knobs(config: dict) -> None:
                         f"optimizations.{name}.{knob}: not supported by the vllm engine ({why});"
                         " use engine: hf for this optimization"
                     )
+        assistant = knobs.get("assistant")
+        if assistant is not None:
+            where = f"optimizations.{name}.assistant"
+            if ("model" in assistant) == ("prompt_lookup_num_tokens" in assistant):
+                raise ConfigError(f"{where}: give exactly one of model, prompt_lookup_num_tokens")
+            if "model" in assistant:
+                if assistant["model"] not in config["models"]:
+                    raise ConfigError(
+                        f"{where}.model: {assistant['model']!r} is not a model under models"
+                    )
+                if "source" not in config["models"][assistant["model"]]:
+                    raise ConfigError(f"{where}.model: {assistant['model']!r} has no source")
+            if engine == "vllm":
+                raise ConfigError(
+                    f"{where}: vLLM's own speculative decoding is not wired in here; use "
+                    "engine: hf for this optimization"
+                )
         scorer = knobs.get("scorer")
         if scorer is not None:
             where = f"optimizations.{name}.scorer"

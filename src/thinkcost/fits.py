@@ -8,6 +8,10 @@ Conventions used throughout:
 
 * Compute enters every fit as ``log10`` of FLOPs. A slope is therefore "score points per decade
   (factor of ten) of training FLOPs", and every ``log10_*`` column is a base-10 logarithm.
+* Costs come in one of :data:`COST_UNITS`: ``"flops"`` (training FLOPs, inference FLOPs per
+  request) or ``"seconds"`` (device-seconds: training FLOPs divided by a stated training
+  throughput in FLOP/s, inference at its measured seconds per request). The scaling fits are
+  always on log10 training FLOPs; only the crossovers are computed in either unit.
 * Numbers that cannot be computed are NaN, never ``inf``, and the row's status column says why.
   A status is ``"ok"`` or one or more of the strings in :data:`STATUS_MEANINGS`, joined by
   ``"; "`` when several caveats apply to the same row (e.g. a two-point family whose estimate is
@@ -53,6 +57,8 @@ STATUS_ALWAYS_CHEAPER = "optimization always cheaper"
 STATUS_CHEAPER_ABOVE_CROSSOVER = "optimization cheaper above crossover"
 STATUS_NO_INFERENCE_FLOPS = "no inference flops per request"
 STATUS_NO_BASELINE_INFERENCE_FLOPS = "no baseline inference flops for this model"
+STATUS_NO_SECONDS = "no seconds measured"
+STATUS_NO_BASELINE_SECONDS = "no baseline seconds measured for this model"
 
 # fit_isoflop
 STATUS_FEWER_POINTS_THAN_PARAMETERS = "fewer points than parameters"
@@ -88,10 +94,10 @@ STATUS_MEANINGS: dict[str, str] = {
         "The model's train_flops are missing: train_equivalent_ratio and the crossover are NaN."
     ),
     STATUS_NEVER_CHEAPER: (
-        "The optimization saves no training FLOPs and costs at least as much per request."
+        "The optimization saves no training compute and costs at least as much per request."
     ),
     STATUS_ALWAYS_CHEAPER: (
-        "The optimization saves training FLOPs and costs no more per request: no crossover."
+        "The optimization saves training compute and costs no more per request: no crossover."
     ),
     STATUS_CHEAPER_ABOVE_CROSSOVER: (
         "The optimization needs more training FLOPs but is cheaper per request; it wins only "
@@ -101,6 +107,11 @@ STATUS_MEANINGS: dict[str, str] = {
     STATUS_NO_BASELINE_INFERENCE_FLOPS: (
         "The model's baseline inference FLOPs per request are missing."
     ),
+    STATUS_NO_SECONDS: (
+        "The optimization's seconds per request were not measured (an imported cell, or one k "
+        "of a swept optimization, whose seconds were measured for all K samples together)."
+    ),
+    STATUS_NO_BASELINE_SECONDS: "The model's baseline seconds per request were not measured.",
     STATUS_FEWER_POINTS_THAN_PARAMETERS: "Fewer points than fitted parameters: nothing is fitted.",
     STATUS_NO_RESIDUAL_DOF: "As many points as parameters: exact fit, standard errors are NaN.",
     STATUS_TOKENS_DO_NOT_VARY: (
@@ -162,6 +173,60 @@ TRAIN_EQUIVALENT_COLUMNS = [
     "status",
 ]
 
+# --- Cost units ----------------------------------------------------------------------------------
+COST_UNITS = ("flops", "seconds")
+# FLOP/s of the training hardware, to put training in device-seconds: an H100 SXM's dense bf16
+# peak (989 TFLOP/s) at 40 % model FLOPs utilisation, 3.96e14, rounded.
+DEFAULT_TRAINING_THROUGHPUT = 4.0e14
+
+
+def cost_columns(cost_unit: str) -> dict[str, str]:
+    """The train_equivalent table's columns of one cost unit, by role.
+
+    ``"flops"`` names the columns the table has always had; ``"seconds"`` the same roles with
+    ``seconds`` in their names (``train_seconds``, ``train_equivalent_seconds_low``,
+    ``crossover_requests_seconds``, ``crossover_status_seconds``, …), so a table carries both
+    analyses side by side and every column says its unit.
+    """
+    if cost_unit == "flops":
+        names = {
+            "train": "train_flops",
+            "equivalent": "train_equivalent_flops",
+            "per_request": "flops_per_request",
+            "baseline_per_request": "baseline_flops_per_request",
+            "crossover": "crossover_requests",
+            "status": "crossover_status",
+        }
+    elif cost_unit == "seconds":
+        names = {
+            "train": "train_seconds",
+            "equivalent": "train_equivalent_seconds",
+            "per_request": "seconds_per_request",
+            "baseline_per_request": "baseline_seconds_per_request",
+            "crossover": "crossover_requests_seconds",
+            "status": "crossover_status_seconds",
+        }
+    else:
+        raise ValueError(f"cost_unit must be one of {COST_UNITS}, got {cost_unit!r}")
+    for role in ("equivalent", "crossover"):
+        for bound in ("low", "high"):
+            names[f"{role}_{bound}"] = f"{names[role]}_{bound}"
+    return names
+
+
+def check_training_throughput(training_throughput: float) -> float:
+    """``training_throughput`` as a float, or an error when it is not a positive finite number."""
+    try:
+        value = float(training_throughput)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(
+            f"training_throughput must be a positive number of FLOP/s, got {training_throughput!r}"
+        )
+    return value
+
+
 CROSSOVER_COLUMNS = [
     "flops_per_request",
     "baseline_flops_per_request",
@@ -192,6 +257,22 @@ ISOFLOP_COLUMNS = [
     "status",
 ]
 
+# What crossover_requests(cost_unit="seconds") adds: the stated throughput, training and the
+# train-equivalent compute in device-seconds, measured seconds per request, and the crossover.
+SECONDS_CROSSOVER_COLUMNS = [
+    "training_throughput",
+    "train_seconds",
+    "train_equivalent_seconds",
+    "train_equivalent_seconds_low",
+    "train_equivalent_seconds_high",
+    "seconds_per_request",
+    "baseline_seconds_per_request",
+    "crossover_requests_seconds",
+    "crossover_requests_seconds_low",
+    "crossover_requests_seconds_high",
+    "crossover_status_seconds",
+]
+
 POOLED_OPTIMIZATION = "all"
 
 
@@ -202,7 +283,7 @@ def join_status(reasons: Iterable[str]) -> str:
 
 
 _COUNT_COLUMNS = frozenset({"n_models", "n_points", "n_flop_values", "residual_dof"})
-_TEXT_COLUMNS = frozenset({"baseline", "status", "crossover_status"})
+_TEXT_COLUMNS = frozenset({"baseline", "status", "crossover_status", "crossover_status_seconds"})
 
 
 def _with_float_columns(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
@@ -598,18 +679,27 @@ def crossover_requests(
     model_col: str = "model",
     optimization_col: str = "optimization",
     task_col: str = "task",
+    cost_unit: str = "flops",
+    seconds_col: str = "seconds_per_request",
+    training_throughput: float = DEFAULT_TRAINING_THROUGHPUT,
 ) -> pd.DataFrame:
-    """Request count at which spending compute at inference stops paying off.
+    """Request count at which spending at inference stops paying off.
 
-    Lifetime FLOPs of the two ways to reach the optimized score with model *m*:
+    Lifetime cost of the two ways to reach the optimized score with model *m*:
 
-    * use *m* with optimization *o* for R requests: ``L_o(R) = train_flops + R * f_o``;
-    * train a baseline model of the same size with the train-equivalent FLOPs ``C*`` (the
+    * use *m* with optimization *o* for R requests: ``L_o(R) = T + R * f_o``;
+    * train a baseline model of the same size with the train-equivalent compute ``C*`` (the
       paper's same-N assumption) and use it at the baseline's cost: ``L_b(R) = C* + R * f_b``.
 
-    ``f_o`` and ``f_b`` are ``flops_col`` of *m*'s (task, o) and (task, baseline) rows. With
-    ``saved = C* - train_flops`` and ``extra = f_o - f_b`` the lines meet at
-    ``R* = saved / extra``:
+    With ``cost_unit="flops"`` (the default), ``T`` is ``train_flops``, ``C*`` is
+    ``train_equivalent_flops``, and ``f_o`` and ``f_b`` are ``flops_col`` of *m*'s (task, o) and
+    (task, baseline) rows. With ``cost_unit="seconds"`` every cost is in device-seconds:
+    ``T = train_flops / training_throughput`` and ``C* = train_equivalent_flops /
+    training_throughput`` (``training_throughput`` in FLOP/s, the user's statement of what
+    their training hardware sustains: peak × MFU), and ``f_o``, ``f_b`` are the measured
+    ``seconds_col``. The fit behind ``C*`` is the same either way; only its price changes.
+
+    With ``saved = C* - T`` and ``extra = f_o - f_b`` the lines meet at ``R* = saved / extra``:
 
     * ``saved > 0, extra > 0``: ``"ok"``; the optimization is cheaper for R < R*.
     * ``saved > 0, extra <= 0``: ``"optimization always cheaper"``; NaN (no crossover; ``inf``
@@ -618,56 +708,90 @@ def crossover_requests(
     * ``saved <= 0, extra < 0``: ``"optimization cheaper above crossover"``; R* is reported and
       the optimization wins for R > R* (or always, ``"optimization always cheaper"``, when
       ``saved == 0``).
-    * ``C*`` NaN: ``crossover_status`` repeats the train-equivalent ``status``; a missing
-      ``f_o`` or ``f_b`` gives ``"no inference flops per request"`` or
-      ``"no baseline inference flops for this model"``; a missing ``train_flops`` gives
+    * ``C*`` NaN: the status repeats the train-equivalent ``status`` (and adds a missing cost
+      per request, below); a missing ``f_o`` or ``f_b`` gives ``"no inference flops per
+      request"`` or ``"no baseline inference flops for this model"`` (in seconds: ``"no
+      seconds measured"``, ``"no baseline seconds measured for this model"``: imported cells,
+      and the k rows of a swept optimization, have none); a missing ``train_flops`` gives
       ``"no train_flops for this model"``.
 
     Bounds come from ``train_equivalent_flops_low``/``_high`` (R* is monotone in C*, so the
     interval maps endpoint to endpoint). An endpoint at which the optimization would win at no
     request count (``"ok"`` case) or at every request count (``"cheaper above"`` case) is
-    reported as 0 requests. Inference FLOPs are treated as exact. ``crossover_generated_tokens``
-    multiplies by the optimization's ``generated_tokens_col``.
+    reported as 0 requests. Costs per request are treated as exact.
 
-    Returns a copy of ``train_equivalent`` with :data:`CROSSOVER_COLUMNS` added.
+    Returns a copy of ``train_equivalent`` with columns added. In FLOPs,
+    :data:`CROSSOVER_COLUMNS` (``crossover_generated_tokens`` multiplies by the optimization's
+    ``generated_tokens_col``). In seconds, :data:`SECONDS_CROSSOVER_COLUMNS` (the roles of
+    :func:`cost_columns`, and the ``training_throughput`` they assume), so a table can carry
+    both units.
     """
+    columns = cost_columns(cost_unit)
+    if cost_unit == "flops":
+        per_request_col = flops_col
+        scale = 1.0
+        added_columns = CROSSOVER_COLUMNS
+        missing = (STATUS_NO_INFERENCE_FLOPS, STATUS_NO_BASELINE_INFERENCE_FLOPS)
+    else:
+        per_request_col = seconds_col
+        scale = 1.0 / check_training_throughput(training_throughput)
+        added_columns = SECONDS_CROSSOVER_COLUMNS
+        missing = (STATUS_NO_SECONDS, STATUS_NO_BASELINE_SECONDS)
+
     task_rows = scores[scores[task_col] == task]
     rows_by_key = _unique_lookup(task_rows, [model_col, optimization_col], "scores")
     records = []
     for _, row in train_equivalent.iterrows():
         optimization_row = rows_by_key.get((row[model_col], row[optimization_col]))
         baseline_row = rows_by_key.get((row[model_col], baseline))
-        flops_per_request = _float_or_nan(optimization_row, flops_col)
-        baseline_flops_per_request = _float_or_nan(baseline_row, flops_col)
-        generated_tokens_mean = _float_or_nan(optimization_row, generated_tokens_col)
-        record = {
-            "flops_per_request": flops_per_request,
-            "baseline_flops_per_request": baseline_flops_per_request,
-            "generated_tokens_mean": generated_tokens_mean,
+        per_request = _float_or_nan(optimization_row, per_request_col)
+        baseline_per_request = _float_or_nan(baseline_row, per_request_col)
+        train_cost = float(row["train_flops"]) * scale
+        equivalent = {
+            bound: float(row[f"train_equivalent_flops{bound}"]) * scale
+            for bound in ("", "_low", "_high")
         }
-        record.update(
-            _crossover_one(
-                train_flops=float(row["train_flops"]),
-                equivalent=float(row["train_equivalent_flops"]),
-                equivalent_low=float(row["train_equivalent_flops_low"]),
-                equivalent_high=float(row["train_equivalent_flops_high"]),
-                equivalent_status=str(row["status"]),
-                flops_per_request=flops_per_request,
-                baseline_flops_per_request=baseline_flops_per_request,
+        record = {
+            columns["per_request"]: per_request,
+            columns["baseline_per_request"]: baseline_per_request,
+        }
+        if cost_unit == "seconds":
+            record.update(
+                training_throughput=1.0 / scale,
+                **{
+                    columns["train"]: train_cost,
+                    columns["equivalent"]: equivalent[""],
+                    columns["equivalent_low"]: equivalent["_low"],
+                    columns["equivalent_high"]: equivalent["_high"],
+                },
             )
+        crossover = _crossover_one(
+            train_cost=train_cost,
+            equivalent=equivalent[""],
+            equivalent_low=equivalent["_low"],
+            equivalent_high=equivalent["_high"],
+            equivalent_status=str(row["status"]),
+            per_request=per_request,
+            baseline_per_request=baseline_per_request,
+            missing_statuses=missing,
         )
-        for suffix in ("", "_low", "_high"):
-            record[f"crossover_generated_tokens{suffix}"] = (
-                record[f"crossover_requests{suffix}"] * generated_tokens_mean
-            )
+        for role in ("crossover", "crossover_low", "crossover_high", "status"):
+            record[columns[role]] = crossover[role]
+        if cost_unit == "flops":
+            generated_tokens_mean = _float_or_nan(optimization_row, generated_tokens_col)
+            record["generated_tokens_mean"] = generated_tokens_mean
+            for suffix in ("", "_low", "_high"):
+                record[f"crossover_generated_tokens{suffix}"] = (
+                    record[f"crossover_requests{suffix}"] * generated_tokens_mean
+                )
         records.append(record)
 
     added = _with_float_columns(
-        pd.DataFrame(records, columns=CROSSOVER_COLUMNS, index=train_equivalent.index),
-        CROSSOVER_COLUMNS,
+        pd.DataFrame(records, columns=added_columns, index=train_equivalent.index),
+        added_columns,
     )
     result = train_equivalent.drop(
-        columns=[col for col in CROSSOVER_COLUMNS if col in train_equivalent.columns]
+        columns=[col for col in added_columns if col in train_equivalent.columns]
     )
     return pd.concat([result, added], axis=1)
 
@@ -679,58 +803,62 @@ def _float_or_nan(row: pd.Series | None, col: str) -> float:
 
 
 def _crossover_one(
-    train_flops: float,
+    train_cost: float,
     equivalent: float,
     equivalent_low: float,
     equivalent_high: float,
     equivalent_status: str,
-    flops_per_request: float,
-    baseline_flops_per_request: float,
+    per_request: float,
+    baseline_per_request: float,
+    missing_statuses: tuple[str, str] = (
+        STATUS_NO_INFERENCE_FLOPS,
+        STATUS_NO_BASELINE_INFERENCE_FLOPS,
+    ),
 ) -> dict:
+    """The crossover of one row, in whatever unit its costs share (all four in one unit)."""
     nan = float("nan")
-    record = {
-        "crossover_requests": nan,
-        "crossover_requests_low": nan,
-        "crossover_requests_high": nan,
-    }
+    record = {"crossover": nan, "crossover_low": nan, "crossover_high": nan}
+    no_per_request = [
+        status
+        for status, value in zip(missing_statuses, (per_request, baseline_per_request), strict=True)
+        if not math.isfinite(value)
+    ]
     if not math.isfinite(equivalent):
-        return record | {"crossover_status": equivalent_status}
-    if not (math.isfinite(train_flops) and train_flops > 0):
-        return record | {"crossover_status": STATUS_NO_TRAIN_FLOPS}
-    if not math.isfinite(flops_per_request):
-        return record | {"crossover_status": STATUS_NO_INFERENCE_FLOPS}
-    if not math.isfinite(baseline_flops_per_request):
-        return record | {"crossover_status": STATUS_NO_BASELINE_INFERENCE_FLOPS}
+        return record | {"status": join_status([equivalent_status, *no_per_request])}
+    if not (math.isfinite(train_cost) and train_cost > 0):
+        return record | {"status": STATUS_NO_TRAIN_FLOPS}
+    if no_per_request:
+        return record | {"status": no_per_request[0]}
 
-    extra_per_request = flops_per_request - baseline_flops_per_request
+    extra_per_request = per_request - baseline_per_request
 
-    def requests_at(equivalent_flops: float) -> float:
-        # Clipped at 0: an interval endpoint on the other side of train_flops means "the
+    def requests_at(equivalent_cost: float) -> float:
+        # Clipped at 0: an interval endpoint on the other side of the training cost means "the
         # optimization may win at no (or at every) request count", i.e. a crossover at 0.
-        if not math.isfinite(equivalent_flops):
+        if not math.isfinite(equivalent_cost):
             return nan
-        return max((equivalent_flops - train_flops) / extra_per_request, 0.0)
+        return max((equivalent_cost - train_cost) / extra_per_request, 0.0)
 
-    saved_train_flops = equivalent - train_flops
-    if saved_train_flops > 0:
+    saved_train_cost = equivalent - train_cost
+    if saved_train_cost > 0:
         if extra_per_request <= 0:
-            return record | {"crossover_status": STATUS_ALWAYS_CHEAPER}
+            return record | {"status": STATUS_ALWAYS_CHEAPER}
         return {
-            "crossover_requests": requests_at(equivalent),
-            "crossover_requests_low": requests_at(equivalent_low),
-            "crossover_requests_high": requests_at(equivalent_high),
-            "crossover_status": STATUS_OK,
+            "crossover": requests_at(equivalent),
+            "crossover_low": requests_at(equivalent_low),
+            "crossover_high": requests_at(equivalent_high),
+            "status": STATUS_OK,
         }
     if extra_per_request >= 0:
-        return record | {"crossover_status": STATUS_NEVER_CHEAPER}
-    if saved_train_flops == 0:
-        return record | {"crossover_status": STATUS_ALWAYS_CHEAPER}
+        return record | {"status": STATUS_NEVER_CHEAPER}
+    if saved_train_cost == 0:
+        return record | {"status": STATUS_ALWAYS_CHEAPER}
     # Cheaper per request but dearer to train: R* falls as C* rises, so the endpoints swap.
     return {
-        "crossover_requests": requests_at(equivalent),
-        "crossover_requests_low": requests_at(equivalent_high),
-        "crossover_requests_high": requests_at(equivalent_low),
-        "crossover_status": STATUS_CHEAPER_ABOVE_CROSSOVER,
+        "crossover": requests_at(equivalent),
+        "crossover_low": requests_at(equivalent_high),
+        "crossover_high": requests_at(equivalent_low),
+        "status": STATUS_CHEAPER_ABOVE_CROSSOVER,
     }
 
 
@@ -957,9 +1085,12 @@ def train_equivalent_table(
     confidence: float = 0.95,
     interval: str = "student-t",
     task: str = "average",
+    training_throughput: float = DEFAULT_TRAINING_THROUGHPUT,
 ) -> pd.DataFrame:
     """`results/tables/train_equivalent.csv`: train-equivalent FLOPs with their bounds, then
-    the crossover request counts that follow from them (DESIGN.md's contract)."""
+    the crossover request counts that follow from them (DESIGN.md's contract), in FLOPs
+    (:data:`CROSSOVER_COLUMNS`) and in device-seconds at ``training_throughput`` FLOP/s
+    (:data:`SECONDS_CROSSOVER_COLUMNS`)."""
     table = train_equivalent_flops(
         scores,
         family_fits,
@@ -969,4 +1100,12 @@ def train_equivalent_table(
         confidence=confidence,
         interval=interval,
     )
-    return crossover_requests(table, scores, baseline=baseline, task=task)
+    table = crossover_requests(table, scores, baseline=baseline, task=task)
+    return crossover_requests(
+        table,
+        scores,
+        baseline=baseline,
+        task=task,
+        cost_unit="seconds",
+        training_throughput=training_throughput,
+    )

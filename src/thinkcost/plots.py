@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import textwrap
 from collections.abc import Iterable
 from os import PathLike
 from pathlib import Path
@@ -21,7 +22,15 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from thinkcost.fits import POOLED_OPTIMIZATION, STATUS_OK, pareto_frontier
+from thinkcost.fits import (
+    POOLED_OPTIMIZATION,
+    STATUS_NO_INFERENCE_FLOPS,
+    STATUS_NO_SECONDS,
+    STATUS_OK,
+    STATUS_SEPARATOR,
+    cost_columns,
+    pareto_frontier,
+)
 
 OPTIMIZATION_COLOR = "tab:orange"
 BASELINE_COLOR = "tab:blue"
@@ -34,6 +43,12 @@ COST_CONVENTIONS = {
     "inference_flops_per_request_full": "full convention",
     "inference_flops_per_request_paper": "paper convention",
 }
+# How the figures name each cost unit (analysis.cost_unit).
+COST_UNIT_NAMES = {"flops": "FLOPs", "seconds": "device-seconds"}
+# The measured seconds per question: the cost column of the figures in device-seconds.
+SECONDS_COLUMN = "seconds_per_request"
+# At most this many rows without a cost are named under the regime overview.
+REGIME_OVERVIEW_LISTED = 8
 
 
 def _finite(value: object) -> bool:
@@ -46,23 +61,24 @@ def _finite(value: object) -> bool:
 def lifetime_flops(
     train_flops: float, flops_per_request: float, requests: np.ndarray
 ) -> np.ndarray:
-    """Training FLOPs plus ``requests`` times the inference FLOPs per request."""
+    """Training FLOPs plus ``requests`` times the inference FLOPs per request (or the same in
+    device-seconds: the formula is the unit's)."""
     return train_flops + np.asarray(requests, dtype=float) * flops_per_request
 
 
-def _regime_requests(row: pd.Series) -> np.ndarray:
-    crossover = row.get("crossover_requests")
+def _regime_requests(row: pd.Series, columns: dict[str, str]) -> np.ndarray:
+    crossover = row.get(columns["crossover"])
     if _finite(crossover) and float(crossover) > 0:
         centre = math.log10(float(crossover))
     else:
         training = [
             float(row[col])
-            for col in ("train_flops", "train_equivalent_flops")
+            for col in (columns["train"], columns["equivalent"])
             if _finite(row.get(col)) and float(row[col]) > 0
         ]
         per_request = [
             float(row[col])
-            for col in ("flops_per_request", "baseline_flops_per_request")
+            for col in (columns["per_request"], columns["baseline_per_request"])
             if _finite(row.get(col)) and float(row[col]) > 0
         ]
         # Without a crossover, centre on the request count at which inference has cost as much
@@ -73,12 +89,32 @@ def _regime_requests(row: pd.Series) -> np.ndarray:
     )
 
 
+def throughput_note(training_throughput: object) -> str:
+    """The assumption that puts training in device-seconds, as the figures print it."""
+    value = (
+        f"{float(training_throughput):.3g} FLOP/s" if _finite(training_throughput) else "unknown"
+    )
+    return (
+        f"training at {value} (analysis.training_throughput); "
+        "inference at its measured seconds per question"
+    )
+
+
+def _wrap_lines(text: str, width: int) -> str:
+    return "\n".join(textwrap.fill(line, width) for line in text.split("\n"))
+
+
+def _missing_cost_status(cost_unit: str) -> str:
+    return STATUS_NO_SECONDS if cost_unit == "seconds" else STATUS_NO_INFERENCE_FLOPS
+
+
 def plot_regime(
     crossover_row: pd.Series,
     model_col: str = "model",
     optimization_col: str = "optimization",
+    cost_unit: str = "flops",
 ) -> Figure:
-    """Lifetime FLOPs against requests served, for one (model, optimization) row.
+    """Lifetime cost against requests served, for one (model, optimization) row.
 
     ``crossover_row`` is one row of :func:`thinkcost.fits.crossover_requests`. Two lines on
     log-log axes: the model with the optimization (``train_flops + R * flops_per_request``)
@@ -88,23 +124,44 @@ def plot_regime(
     interval as a horizontal bar) only when ``crossover_requests`` is a number; otherwise the
     title carries ``crossover_status`` so the figure never implies a crossover that was not
     computed.
+
+    ``cost_unit="seconds"`` draws the same in device-seconds, from the row's columns of that
+    unit (:func:`thinkcost.fits.cost_columns`: ``train_seconds``, ``seconds_per_request``,
+    ``crossover_requests_seconds``, …), and prints the ``training_throughput`` assumption under
+    the axes. A row whose seconds were not measured draws no line and says so.
     """
-    row = crossover_row
+    fig = Figure(figsize=(6.4, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    _draw_regime(ax, crossover_row, cost_unit, model_col, optimization_col)
+    if cost_unit == "seconds":
+        _add_note(ax, throughput_note(crossover_row.get("training_throughput")), "throughput_note")
+    return fig
+
+
+def _draw_regime(
+    ax,
+    row: pd.Series,
+    cost_unit: str,
+    model_col: str,
+    optimization_col: str,
+    compact: bool = False,
+) -> None:
+    columns = cost_columns(cost_unit)
+    unit_name = COST_UNIT_NAMES[cost_unit]
     model = row.get(model_col, "model")
     optimization = row.get(optimization_col, "optimization")
     baseline = row.get("baseline", "baseline")
-    requests = _regime_requests(row)
+    requests = _regime_requests(row, columns)
+    train, per_request = row.get(columns["train"]), row.get(columns["per_request"])
+    equivalent = row.get(columns["equivalent"])
+    baseline_per_request = row.get(columns["baseline_per_request"])
 
-    fig = Figure(figsize=(6.4, 4.8), layout="constrained")
-    ax = fig.add_subplot()
     ax.set_xscale("log")
     ax.set_yscale("log")
 
     optimization_cost = None
-    if _finite(row.get("train_flops")) and _finite(row.get("flops_per_request")):
-        optimization_cost = lifetime_flops(
-            float(row["train_flops"]), float(row["flops_per_request"]), requests
-        )
+    if _finite(train) and _finite(per_request):
+        optimization_cost = lifetime_flops(float(train), float(per_request), requests)
         ax.plot(
             requests,
             optimization_cost,
@@ -114,19 +171,16 @@ def plot_regime(
         )
 
     baseline_cost = None
-    if _finite(row.get("train_equivalent_flops")) and _finite(
-        row.get("baseline_flops_per_request")
-    ):
-        baseline_cost = lifetime_flops(
-            float(row["train_equivalent_flops"]), float(row["baseline_flops_per_request"]), requests
-        )
+    if _finite(equivalent) and _finite(baseline_per_request):
+        baseline_cost = lifetime_flops(float(equivalent), float(baseline_per_request), requests)
+        trained_with = f"{float(equivalent):.2e} {unit_name}"
+        if cost_unit != "flops" and _finite(row.get("train_equivalent_flops")):
+            trained_with += f" ({float(row['train_equivalent_flops']):.2e} FLOPs)"
         ax.plot(
             requests,
             baseline_cost,
             color=BASELINE_COLOR,
-            label=(
-                f"{baseline} model trained with {float(row['train_equivalent_flops']):.2e} FLOPs"
-            ),
+            label=f"{baseline} model trained with {trained_with}",
             gid="baseline",
         )
 
@@ -151,13 +205,11 @@ def plot_regime(
                     gid=gid,
                 )
 
-    crossover = row.get("crossover_requests")
+    crossover = row.get(columns["crossover"])
     if _finite(crossover) and float(crossover) > 0 and optimization_cost is not None:
         crossover = float(crossover)
-        crossover_cost = float(
-            lifetime_flops(float(row["train_flops"]), float(row["flops_per_request"]), crossover)
-        )
-        low, high = row.get("crossover_requests_low"), row.get("crossover_requests_high")
+        crossover_cost = float(lifetime_flops(float(train), float(per_request), crossover))
+        low, high = row.get(columns["crossover_low"]), row.get(columns["crossover_high"])
         if _finite(low) and _finite(high):
             # A low bound of 0 requests cannot be drawn on a log axis; start at the plot's edge.
             ax.plot(
@@ -178,25 +230,96 @@ def plot_regime(
         )
 
     # Neutral wording: in the "cheaper above crossover" case the baseline model is the smaller.
-    title = f"{model} with {optimization} vs a {baseline} model trained to the same score"
-    crossover_status = row.get("crossover_status", STATUS_OK)
+    if compact:
+        title = f"{model} / {optimization}"
+    else:
+        title = f"{model} with {optimization} vs a {baseline} model trained to the same score"
+    # A table without this unit's columns (written before it had them) has no costs in it.
+    missing = STATUS_OK if cost_unit == "flops" else _missing_cost_status(cost_unit)
+    crossover_status = row.get(columns["status"], missing)
     if crossover_status != STATUS_OK:
         title += f"\n({crossover_status})"
-    ax.set_title(title, fontsize="medium")
+    ax.set_title(title, fontsize="small" if compact else "medium")
     train_equivalent_status = row.get("status", STATUS_OK)
-    if train_equivalent_status != STATUS_OK and train_equivalent_status != crossover_status:
+    # Not repeated when the title says it already (in seconds, with "no seconds measured").
+    if train_equivalent_status != STATUS_OK and not set(
+        str(train_equivalent_status).split(STATUS_SEPARATOR)
+    ) <= set(str(crossover_status).split(STATUS_SEPARATOR)):
         ax.text(
             0.01,
             0.01,
             f"train-equivalent FLOPs: {train_equivalent_status}",
             transform=ax.transAxes,
-            fontsize="small",
+            fontsize="x-small" if compact else "small",
             va="bottom",
         )
     ax.set_xlabel("requests served")
-    ax.set_ylabel("lifetime FLOPs (training + inference)")
+    ax.set_ylabel(f"lifetime {unit_name} (training + inference)")
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize="small", loc="upper left")
+        ax.legend(fontsize="xx-small" if compact else "small", loc="upper left")
+
+
+def plot_regime_overview(
+    table: pd.DataFrame,
+    cost_unit: str = "seconds",
+    models: Iterable[str] | None = None,
+    model_col: str = "model",
+    optimization_col: str = "optimization",
+    panels_per_row: int = 3,
+) -> Figure:
+    """Every row's regime plot (:func:`plot_regime`) as one panel of one figure, in `cost_unit`.
+
+    ``table`` is :func:`thinkcost.fits.crossover_requests`'s (results/tables/train_equivalent.csv),
+    restricted to ``models`` when given. A row whose optimization has no cost per request in
+    this unit (in seconds: an imported cell, or one k of a swept optimization) gets no panel;
+    the figure names it under the panels, with its status (``"no seconds measured"``). In
+    seconds the title states the ``training_throughput`` assumption. Each panel's axes carry the
+    gid ``regime:<model>:<optimization>``.
+    """
+    columns = cost_columns(cost_unit)
+    rows = table if models is None else table[table[model_col].isin(list(models))]
+    if columns["per_request"] in rows:
+        per_request = pd.to_numeric(rows[columns["per_request"]], errors="coerce")
+    else:
+        per_request = pd.Series(np.nan, index=rows.index)
+    drawable = np.isfinite(per_request.to_numpy(dtype=float))
+    drawn, skipped = rows[drawable], rows[~drawable]
+
+    n_panels = max(len(drawn), 1)
+    n_columns = min(panels_per_row, n_panels)
+    n_rows = math.ceil(n_panels / n_columns)
+    width = max(5.0 * n_columns, 10.0)  # room for the title and the list of rows not drawn
+    fig = Figure(figsize=(width, 4.0 * n_rows + 0.8), layout="constrained")
+    axes = fig.subplots(n_rows, n_columns, squeeze=False).ravel()
+    for ax, (_, row) in zip(axes, drawn.iterrows(), strict=False):
+        _draw_regime(ax, row, cost_unit, model_col, optimization_col, compact=True)
+        ax.set_gid(f"regime:{row[model_col]}:{row[optimization_col]}")
+    for ax in axes[len(drawn) :]:
+        ax.set_axis_off()
+    if drawn.empty:
+        axes[0].text(
+            0.5,
+            0.5,
+            f"no (model, optimization) with a cost per request in {COST_UNIT_NAMES[cost_unit]}",
+            ha="center",
+            va="center",
+            transform=axes[0].transAxes,
+        )
+
+    title = f"Lifetime {COST_UNIT_NAMES[cost_unit]} against requests served"
+    if cost_unit == "seconds":
+        throughputs = pd.to_numeric(rows.get("training_throughput"), errors="coerce")
+        throughput = throughputs.dropna().iloc[0] if throughputs.notna().any() else None
+        title += "\n" + throughput_note(throughput)
+    # About 11 characters an inch at this size, 13 at the smaller one below.
+    fig.suptitle(_wrap_lines(title, int(width * 11)), fontsize="medium")
+    if not skipped.empty:
+        names = [f"{r[model_col]} / {r[optimization_col]}" for _, r in skipped.iterrows()]
+        listed = ", ".join(names[:REGIME_OVERVIEW_LISTED])
+        if len(names) > REGIME_OVERVIEW_LISTED:
+            listed += f", … and {len(names) - REGIME_OVERVIEW_LISTED} more"
+        not_drawn = f"not drawn ({_missing_cost_status(cost_unit)}): {listed}"
+        fig.supxlabel(_wrap_lines(not_drawn, int(width * 13)), fontsize="small")
     return fig
 
 
@@ -420,8 +543,12 @@ def plot_train_equivalent_ratio(
     return fig
 
 
-def pareto_cost_column(scores: pd.DataFrame, task: str = "average", task_col: str = "task") -> str:
-    """The inference-FLOP column the Pareto figure puts on its log axis.
+def pareto_cost_column(
+    scores: pd.DataFrame, task: str = "average", task_col: str = "task", cost_unit: str = "flops"
+) -> str:
+    """The cost column the Pareto and frontier figures put on their log axis.
+
+    In seconds (``cost_unit="seconds"``), the measured ``seconds_per_request``. In FLOPs:
 
     The full convention where every row of `task` has it: under the paper's, direct scoring
     costs 0 FLOPs and has no place on a log axis. Imported cells have only the paper's
@@ -429,6 +556,10 @@ def pareto_cost_column(scores: pd.DataFrame, task: str = "average", task_col: st
     than dropping those rows or mixing the two on one axis (direct cells, at 0 FLOPs there,
     then fall off the axis).
     """
+    if cost_unit == "seconds":
+        return SECONDS_COLUMN
+    if cost_unit != "flops":
+        raise ValueError(f"cost_unit must be 'flops' or 'seconds', got {cost_unit!r}")
     full, paper = "inference_flops_per_request_full", "inference_flops_per_request_paper"
     rows = scores[scores[task_col] == task]
     if full in rows and len(rows) and np.isfinite(pd.to_numeric(rows[full], errors="coerce")).all():
@@ -491,19 +622,76 @@ def _stderr_note(pairs: list[tuple[str, str]]) -> str:
 
 
 def _add_stderr_note(ax, pairs: list[tuple[str, str]]) -> None:
-    """Write the note under the x label, where constrained layout makes room for it."""
     if pairs:
-        ax.annotate(
-            _stderr_note(pairs),
-            xy=(0.0, 0.0),
-            xycoords=("axes fraction", ax.xaxis.label),
-            xytext=(0, -4),
-            textcoords="offset points",
-            fontsize="x-small",
-            va="top",
-            ha="left",
-            gid="stderr_note",
+        _add_note(ax, _stderr_note(pairs), "stderr_note")
+
+
+def _add_note(ax, text: str, gid: str) -> None:
+    """Write `text` under the x label, where constrained layout makes room for it."""
+    ax.annotate(
+        text,
+        xy=(0.0, 0.0),
+        xycoords=("axes fraction", ax.xaxis.label),
+        xytext=(0, -4),
+        textcoords="offset points",
+        fontsize="x-small",
+        va="top",
+        ha="left",
+        gid=gid,
+    )
+
+
+def cost_axis_label(scores: pd.DataFrame, x_col: str, task_col: str = "task") -> str:
+    """The cost axis's label: inference FLOPs per question under a named convention, or the
+    measured seconds per question with the device they were measured on (when the cells name
+    one device; seconds from different devices do not compare)."""
+    if x_col != SECONDS_COLUMN:
+        return f"inference FLOPs per question ({COST_CONVENTIONS.get(x_col, x_col)})"
+    devices = []
+    if "device" in scores and task_col in scores:
+        cells = scores[(scores[task_col] != "average") & scores[SECONDS_COLUMN].notna()]
+        devices = sorted(cells["device"].dropna().astype(str).unique())
+    if len(devices) == 1:
+        where = f"measured on {devices[0]}"
+    elif devices:
+        where = f"measured on {len(devices)} devices: compare with care"
+    else:
+        where = "measured"
+    return f"seconds per question ({where})"
+
+
+def _say_when_nothing_drawn(ax, x: pd.Series, y: pd.Series, x_col: str) -> None:
+    """An empty cost figure says why in the middle of its axes (in seconds: none measured)."""
+    x = pd.to_numeric(x, errors="coerce")
+    y = pd.to_numeric(y, errors="coerce")
+    if len(x) and not (np.isfinite(x) & np.isfinite(y) & (x > 0)).any():
+        reason = STATUS_NO_SECONDS if x_col == SECONDS_COLUMN else "no positive cost"
+        ax.text(
+            0.5,
+            0.5,
+            f"nothing to draw: {reason}",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+            gid="nothing_drawn",
         )
+
+
+def _not_shown_note(x: pd.Series, y: pd.Series, x_col: str) -> str | None:
+    """Why rows are missing from a cost figure's log axis, or None when none are."""
+    x = pd.to_numeric(x, errors="coerce")
+    y = pd.to_numeric(y, errors="coerce")
+    if x_col == SECONDS_COLUMN:
+        no_seconds = int((np.isfinite(y) & ~np.isfinite(x)).sum())
+        other = int((~np.isfinite(y) | (np.isfinite(x) & ~(x > 0))).sum())
+        notes = []
+        if no_seconds:
+            notes.append(f"{no_seconds} row(s) with {STATUS_NO_SECONDS} not shown")
+        if other:
+            notes.append(f"{other} row(s) without a score or a positive cost not shown")
+        return "; ".join(notes) or None
+    left_out = int((~(np.isfinite(x) & np.isfinite(y) & (x > 0))).sum())
+    return f"{left_out} row(s) without a score or a positive cost not shown" if left_out else None
 
 
 def plot_pareto(
@@ -516,7 +704,7 @@ def plot_pareto(
     optimization_col: str = "optimization",
     task_col: str = "task",
 ) -> Figure:
-    """Score against inference FLOPs per request for every model and optimization.
+    """Score against inference cost per request for every model and optimization.
 
     One scatter series per optimization, each point with its standard error as a vertical error
     bar; the Pareto frontier (:func:`thinkcost.fits.pareto_frontier`: no other cell is both
@@ -524,8 +712,15 @@ def plot_pareto(
     model and optimization. When points on or near the frontier are within one standard error
     of each other (see :func:`_within_one_stderr`), a note under the axes names them: the
     order of those points is not resolved by the data.
+
+    ``x_col`` is an inference-FLOP column or the measured ``seconds_per_request``; the axis label
+    names it (:func:`cost_axis_label`). Rows without a finite score or a positive cost (none on
+    a log axis; in seconds, the imported cells and a sweep's k rows) are not drawn and the title
+    counts them, with ``"no seconds measured"`` where that is why.
     """
     task_rows = scores[scores[task_col] == task]
+    if x_col not in task_rows:  # a table without measured seconds: nothing to draw, and said so
+        task_rows = task_rows.assign(**{x_col: np.nan})
     marked = pareto_frontier(task_rows, x_col=x_col, y_col=y_col)
     fig = Figure(figsize=(6.4, 4.8), layout="constrained")
     ax = fig.add_subplot()
@@ -571,9 +766,18 @@ def plot_pareto(
     label = {i: f"{drawn.at[i, model_col]} / {drawn.at[i, optimization_col]}" for i in drawn.index}
     pairs = _within_one_stderr(drawn, x_col, y_col, stderr_col)
     _add_stderr_note(ax, [(label[a], label[b]) for a, b in pairs])
-    ax.set_xlabel(f"inference FLOPs per request ({COST_CONVENTIONS.get(x_col, x_col)})")
+    if x_col == SECONDS_COLUMN:
+        ax.set_xlabel(cost_axis_label(scores, x_col, task_col))
+        title = "quality against inference time"
+    else:
+        ax.set_xlabel(f"inference FLOPs per request ({COST_CONVENTIONS.get(x_col, x_col)})")
+        title = "quality against inference cost"
+    not_shown = _not_shown_note(task_rows[x_col], task_rows[y_col], x_col)
+    if not_shown:
+        title += f"\n({not_shown})"
+    _say_when_nothing_drawn(ax, task_rows[x_col], task_rows[y_col], x_col)
     ax.set_ylabel(f"{y_col} ({task})")
-    ax.set_title("quality against inference cost", fontsize="medium")
+    ax.set_title(title, fontsize="medium")
     if not marked.empty:
         ax.legend(fontsize="small")
     return fig
@@ -636,7 +840,7 @@ def _frontier_points(
             "k": k.where(swept),
             "vote": column(vote_col).where(swept),
             "params": pd.to_numeric(column(params_col), errors="coerce"),
-            "x": pd.to_numeric(rows[x_col], errors="coerce"),
+            "x": pd.to_numeric(column(x_col), errors="coerce"),
             "y": pd.to_numeric(rows[y_col], errors="coerce"),
             "stderr": _stderr_values(rows, stderr_col),
         },
@@ -657,8 +861,10 @@ def plot_frontier(
     sweep_col: str = "sweep_of",
     k_col: str = "k",
     vote_col: str = "vote",
+    cost_unit: str = "flops",
 ) -> Figure:
-    """Score against inference FLOPs per question, with the compute-optimal frontier.
+    """Score against inference FLOPs (or seconds) per question, with the compute-optimal
+    frontier.
 
     In the style of Wu et al. (2024), *Inference Scaling Laws*, Figure 1. Every point carries
     its standard error as a vertical error bar. A swept optimization (rows ``<name>@<k>`` with
@@ -673,9 +879,13 @@ def plot_frontier(
     the legend, cheapest first; points on or near it within one standard error of each other
     are named in a note under the axes (see :func:`_within_one_stderr`).
 
-    ``x_col`` defaults to :func:`pareto_cost_column`'s choice. Rows of `task` are drawn; when
-    there are none, the task with the most rows (the title says so). Rows without a finite
-    score or a positive cost (none on a log axis) are left out, and the title counts them.
+    ``x_col`` defaults to :func:`pareto_cost_column`'s choice for ``cost_unit``: in
+    ``"seconds"``, the measured seconds per question, so a runtime optimization that only makes
+    the model faster moves left. Rows of `task` are drawn; when there are none, the task with
+    the most rows (the title says so). Rows without a finite score or a positive cost (none on
+    a log axis) are left out, and the title counts them; in seconds, the rows with ``"no seconds
+    measured"`` (imported cells, and a sweep's k rows, whose seconds were measured for all K
+    samples together) are counted on their own.
     """
     shown_task = task
     notes = []
@@ -684,8 +894,9 @@ def plot_frontier(
         shown_task = min(counts.index, key=lambda name: (-counts[name], str(name)))
         notes.append(f"no {task} rows: {shown_task} shown")
     if x_col is None:
-        x_col = pareto_cost_column(scores, shown_task, task_col)
-        if x_col not in scores:  # a table written before the conventions had their columns
+        x_col = pareto_cost_column(scores, shown_task, task_col, cost_unit)
+        # A table written before the conventions had their columns.
+        if x_col not in scores and x_col != SECONDS_COLUMN:
             x_col = "inference_flops_per_request"
     points = _frontier_points(
         scores[scores[task_col] == shown_task],
@@ -700,15 +911,16 @@ def plot_frontier(
         vote_col,
     )
     drawable = np.isfinite(points["x"]) & np.isfinite(points["y"]) & (points["x"] > 0)
-    if (~drawable).any():
-        notes.append(
-            f"{int((~drawable).sum())} row(s) without a score or a positive cost not shown"
-        )
+    not_shown = _not_shown_note(points["x"], points["y"], x_col)
+    if not_shown:
+        notes.append(not_shown)
+    all_points = points
     points = points[drawable]
 
     fig = Figure(figsize=(9.0, 5.6), layout="constrained")
     ax = fig.add_subplot()
     ax.set_xscale("log")
+    _say_when_nothing_drawn(ax, all_points["x"], all_points["y"], x_col)
 
     models = (
         points.groupby("model")["params"]
@@ -850,11 +1062,13 @@ def plot_frontier(
         )
         fig.legend(handles=handles, loc="outside right upper", fontsize="small")
 
-    convention = COST_CONVENTIONS.get(x_col, x_col)
-    ax.set_xlabel(f"inference FLOPs per question ({convention})")
+    ax.set_xlabel(cost_axis_label(scores, x_col, task_col))
     what = "benchmark average" if shown_task == "average" else shown_task
     ax.set_ylabel(f"{y_col} ({what})")
-    title = "inference scaling: score against inference compute"
+    if x_col == SECONDS_COLUMN:
+        title = "inference scaling: score against inference time"
+    else:
+        title = "inference scaling: score against inference compute"
     if notes:
         title += "\n(" + "; ".join(notes) + ")"
     ax.set_title(title, fontsize="medium")

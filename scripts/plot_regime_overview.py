@@ -1,0 +1,12 @@
+import pandas as pd
+
+from thinkcost.logs import log_to
+from thinkcost.plots import plot_regime_overview, save_figure
+
+with log_to(snakemake.log[0]):
+    figure = plot_regime_overview(
+        pd.read_csv(snakemake.input.table),
+        cost_unit=snakemake.wildcards.unit,
+        models=snakemake.params.models,
+    )
+    save_figure(figure, [snakemake.output.png, snakemake.output.pdf])
