@@ -27,7 +27,9 @@ def test_int8_weights_are_stored_as_int8_and_still_answer(smollm2_dir):
     # float model) stays float32.
     full, small = plain.runtime()["model_memory_bytes"], int8.runtime()["model_memory_bytes"]
     assert full == memory_footprint(plain.model) > 4e8
-    assert small < 0.6 * full
+    # 135M weights: the 28M of the embedding stay float32 (113 MB), the 106M linear weights
+    # (the output layer's own int8 copy included) take one byte each: about 0.46 of float32.
+    assert 0.4 * full < small < 0.55 * full
     assert int8.runtime()["quantization"] == "int8"
     generations = int8.generate([GenerationRequest(p) for p in PROMPTS], SPEC)
     assert all(g.tokens > 0 for (g,) in generations)

@@ -75,7 +75,10 @@ def quantization_load_options(quantization: str | None, device: torch.device) ->
 def quantize_on_cpu(model: torch.nn.Module) -> torch.nn.Module:
     """int8 dynamic quantization of every linear layer (torch's own): weights stored as int8
     with a scale per output channel, activations quantized on the fly."""
-    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    # In place: a copy would hold the float weights and the int8 ones at once while loading.
+    return torch.ao.quantization.quantize_dynamic(
+        model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
+    )
 
 
 def memory_footprint(model: torch.nn.Module) -> int:
@@ -84,12 +87,14 @@ def memory_footprint(model: torch.nn.Module) -> int:
 
     def size(value) -> int:
         if isinstance(value, torch.Tensor):
-            if value.is_quantized:
-                value = value.int_repr()
-            key = value.untyped_storage().data_ptr()
-            if key in seen:  # tied weights (the embedding and the output layer) count once
+            # Keyed on the tensor's own memory (no temporary copy, whose address the next one
+            # could reuse): tied weights (the embedding and the output layer) count once.
+            key = value.data_ptr()
+            if key in seen:
                 return 0
             seen.add(key)
+            if value.is_quantized:  # int8 storage: one byte a weight, plus its scales
+                return value.numel() * value.element_size()
             return value.untyped_storage().nbytes()
         if isinstance(value, (tuple, list)):
             return sum(size(v) for v in value)
