@@ -378,10 +378,6 @@ def test_a_swept_baseline_is_refused_and_a_good_sweep_names_its_rows():
         ({"quantization": "int2"}, r"optimizations.fast.quantization"),
         ({"engine": "vllm", "compile": True}, r"fast.compile: not supported by the vllm engine"),
         ({"engine": "vllm", "quantization": "int8"}, r"fast.quantization: not supported by"),
-        (
-            {"engine": "vllm", "assistant": {"prompt_lookup_num_tokens": 3}},
-            r"vLLM's own speculative decoding is not wired in",
-        ),
     ],
 )
 def test_runtime_knobs_are_checked_before_any_job(knobs, message):

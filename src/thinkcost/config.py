@@ -322,11 +322,6 @@ def check_knobs(config: dict) -> None:
                     )
                 if "source" not in config["models"][assistant["model"]]:
                     raise ConfigError(f"{where}.model: {assistant['model']!r} has no source")
-            if engine == "vllm":
-                raise ConfigError(
-                    f"{where}: vLLM's own speculative decoding is not wired in here; use "
-                    "engine: hf for this optimization"
-                )
         scorer = knobs.get("scorer")
         if scorer is not None:
             where = f"optimizations.{name}.scorer"

@@ -126,9 +126,21 @@ def backend_arguments(
     if scorer_dir:
         arguments["scorer"] = scorer_dir
     assistant = knobs.get("assistant") or {}
-    if "prompt_lookup_num_tokens" in assistant:
+    if engine == "vllm" and (assistant_dir or assistant.get("prompt_lookup_num_tokens")):
+        # vLLM's own speculative decoding
+        arguments["speculative"] = (
+            {"model": assistant_dir, "num_speculative_tokens": assistant["num_assistant_tokens"]}
+            if assistant_dir
+            else {
+                "method": "ngram",
+                "num_speculative_tokens": assistant["prompt_lookup_num_tokens"],
+                "prompt_lookup_max": 3,
+                "prompt_lookup_min": 1,
+            }
+        )
+    elif "prompt_lookup_num_tokens" in assistant:
         arguments["draft_tokens"] = assistant["prompt_lookup_num_tokens"]
-    if assistant_dir:
+    elif assistant_dir:
         arguments.update(assistant=assistant_dir, draft_tokens=assistant["num_assistant_tokens"])
     if engine == "vllm":
         arguments.update(evaluation["vllm"])

@@ -48,12 +48,14 @@ class VLLMEngine(TransformersTokenizerEngine):
         enforce_eager: bool | None = None,
         seed: int = 0,
         trust_remote_code: bool = False,
+        speculative: dict | None = None,
         **ignored,
     ) -> None:
         super().__init__()
         started = time.perf_counter()
         # Options of the hf engine (draft_tokens, compile, attn_implementation) have no meaning
-        # here; they arrive because the evaluation settings are shared.
+        # here; they arrive because the evaluation settings are shared. The config check
+        # refuses the ones an optimization sets on purpose (compile, quantization, …).
         del ignored
         from transformers import AutoTokenizer, GenerationConfig
 
@@ -83,6 +85,9 @@ class VLLMEngine(TransformersTokenizerEngine):
             seed=seed,
             trust_remote_code=trust_remote_code,
             disable_log_stats=False,  # the counters read vLLM's step metrics
+            # vLLM's own speculative decoding (n-gram prompt lookup, or a draft model): a build
+            # or device that cannot run it fails here, before any question, with vLLM's reason.
+            **({"speculative_config": speculative} if speculative else {}),
         )
         self._max_length = int(self.llm.llm_engine.model_config.max_model_len)
         try:
@@ -101,12 +106,26 @@ class VLLMEngine(TransformersTokenizerEngine):
                 return int(metric.count), int(metric.sum)
         return 0, 0
 
+    def _speculated(self) -> tuple[int, int]:
+        """Draft tokens proposed and accepted so far (vLLM's speculative-decoding counters)."""
+        found = {"vllm:spec_decode_num_draft_tokens": 0, "vllm:spec_decode_num_accepted_tokens": 0}
+        for metric in self.llm.get_metrics():
+            if metric.name in found:
+                found[metric.name] = int(metric.value)
+        return found["vllm:spec_decode_num_draft_tokens"], found[
+            "vllm:spec_decode_num_accepted_tokens"
+        ]
+
     def _run(self, prompts: list, params: list) -> list:
         passes, tokens = self._steps()
+        drafted, accepted = self._speculated()
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         passes_after, tokens_after = self._steps()
+        drafted_after, accepted_after = self._speculated()
         self.counters.forward_passes += passes_after - passes
         self.counters.forward_tokens += tokens_after - tokens
+        self.counters.draft_tokens += drafted_after - drafted
+        self.counters.accepted_draft_tokens += accepted_after - accepted
         for output in outputs:
             cached = output.num_cached_tokens or 0
             self.counters.reused_tokens += cached
