@@ -78,10 +78,12 @@ and bitsandbytes not installed there); `best_speedup=2.08(lookup) int8_memory_ra
 accuracy_delta_int8=n/a`. Half precision is ~3× slower than float32 there, as in
 bench/hybrid_throughput.py's bf16 run (decode is bound by per-step work, not the weights). In an
 earlier call compile's first pass had not finished after about 4 minutes and was cut off.
-Not yet measured on the 2-core CPU; in smoke runs there (navigate, 2 questions, T = 16, 1 thread)
-int8 was 3.4-4.2× and bf16 1.6-2.0× faster than float32, and compile compiled 5 graphs in 328 s
-(the machine busy) for a steady state 1.04× the baseline: the compile warm-up alone takes most
-of the default run's ten minutes.
+Measured once on the 2-core development CPU (defaults: 32 questions, T = 128, 2 threads, torch
+2.13.0+cpu; 8 min 30 s in all): baseline 41.23 s (91.9 generated tokens/s, acc 0.406, weights
+513 MiB); lookup 1.40× (acceptance 0.463, all 32 rationales identical); bf16 2.00× (acc 0.438,
+257 MiB, 28/32 answers as the baseline's); int8 3.22× (acc 0.312, 236 MiB, 16/32 answers);
+compile 1.03× in the steady state after 307.84 s of warm-up (5 graphs); `best_speedup=3.22(int8)
+int8_memory_ratio=0.46 accuracy_delta_int8=-0.094`.
 """
 
 from __future__ import annotations
