@@ -1,0 +1,190 @@
+"""Observational scaling: capability components from benchmark scores, across families.
+
+The paper's first experiment, after Ruan et al.'s *Observational Scaling Laws*: a principal
+component analysis of the model × benchmark matrix of scores places models of every family on
+one capability scale. The definition the paper used, which `tests/test_pca.py` reproduces on its
+own data: scikit-learn's PCA of the raw scores (centred, not standardised), three components,
+loadings = components × √(explained variance).
+
+On that scale:
+- `family_fit`: per family with two or more models, PC1 = w·log10 C + b by OLS (statsmodels),
+  with standard errors (ObsScaling's family fit);
+- `equivalent_compute`: the training compute a model of a reference family would need for a
+  given PC1 ("f-equivalent" compute), with delta-method bounds;
+- `gain_fit`: an optimization's gain over the baseline regressed on PC1 across all models, with
+  a confidence band: where chain of thought or voting starts to pay on the shared axis.
+
+Where a number cannot be computed (one model, constant compute, a flat fit) it is NaN with a
+status saying why, never an exception.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+N_COMPONENTS = 3
+STATUS_OK = "ok"
+STATUS_TOO_FEW = "fewer than two models"
+STATUS_CONSTANT_COMPUTE = "fewer than two distinct training-compute values"
+STATUS_FLAT = "slope not positive: PC1 does not grow with compute"
+STATUS_NO_FIT = "no family fit"
+
+
+@dataclass
+class CapabilityComponents:
+    """A PCA of a model × benchmark matrix: each model's component scores, each benchmark's
+    loadings, the explained variance ratio, and the models left out for a missing score."""
+
+    scores: pd.DataFrame  # models × pc_1 …
+    loadings: pd.DataFrame  # benchmarks × pc_1 …
+    explained_variance_ratio: pd.Series  # pc_1 …
+    dropped: list
+
+    @property
+    def pc1(self) -> pd.Series:
+        return self.scores["pc_1"]
+
+
+def capability_components(
+    matrix: pd.DataFrame, n_components: int = N_COMPONENTS
+) -> CapabilityComponents:
+    """PCA of `matrix` (rows: models, columns: benchmark scores), rows with a missing score
+    left out and listed. Each component's sign is fixed so that its loadings sum to a positive
+    number: a higher PC1 is a more capable model."""
+    from sklearn.decomposition import PCA
+
+    numeric = matrix.apply(pd.to_numeric, errors="coerce")
+    complete = numeric.dropna()
+    dropped = [index for index in numeric.index if index not in complete.index]
+    n_components = min(n_components, len(complete.columns), max(len(complete) - 1, 0))
+    if n_components < 1:
+        raise ValueError(
+            f"a PCA needs at least two models with every score; {len(complete)} of "
+            f"{len(numeric)} have them"
+        )
+    pca = PCA(n_components=n_components).fit(complete.to_numpy(dtype=float))
+    names = [f"pc_{i + 1}" for i in range(n_components)]
+    signs = np.where(pca.components_.sum(axis=1) < 0, -1.0, 1.0)
+    components = pca.components_ * signs[:, None]
+    loadings = components.T * np.sqrt(pca.explained_variance_)
+    scores = (complete.to_numpy(dtype=float) - pca.mean_) @ components.T
+    return CapabilityComponents(
+        scores=pd.DataFrame(scores, index=complete.index, columns=names),
+        loadings=pd.DataFrame(loadings, index=complete.columns, columns=names),
+        explained_variance_ratio=pd.Series(pca.explained_variance_ratio_, index=names),
+        dropped=dropped,
+    )
+
+
+def family_fit(pc1: pd.Series, log10_compute: pd.Series) -> dict:
+    """PC1 = w·log10 C + b by OLS over one family's models, with standard errors and their
+    covariance; NaN and a status where it cannot be fitted."""
+    import statsmodels.api as sm
+
+    data = pd.DataFrame({"pc1": pc1, "x": log10_compute}).dropna()
+    record = {
+        "n_models": len(data),
+        "slope": math.nan,
+        "intercept": math.nan,
+        "slope_stderr": math.nan,
+        "intercept_stderr": math.nan,
+        "covariance": math.nan,
+        "residual_dof": max(len(data) - 2, 0),
+        "status": STATUS_OK,
+    }
+    if len(data) < 2:
+        return {**record, "status": STATUS_TOO_FEW}
+    if data["x"].nunique() < 2:
+        return {**record, "status": STATUS_CONSTANT_COMPUTE}
+    fit = sm.OLS(data["pc1"].to_numpy(), sm.add_constant(data["x"].to_numpy())).fit()
+    covariance = fit.cov_params() if len(data) > 2 else np.full((2, 2), np.nan)
+    record.update(
+        slope=float(fit.params[1]),
+        intercept=float(fit.params[0]),
+        slope_stderr=float(np.sqrt(covariance[1, 1])),
+        intercept_stderr=float(np.sqrt(covariance[0, 0])),
+        covariance=float(covariance[0, 1]),
+    )
+    if record["slope"] <= 0:
+        record["status"] = STATUS_FLAT
+    return record
+
+
+def equivalent_compute(pc1: float, fit: dict, confidence: float = 0.95) -> dict:
+    """log10 C at which the reference family's fit reaches `pc1` (f-equivalent compute), with
+    delta-method bounds from the fit's covariance (Student-t on its residual degrees of
+    freedom; none when the fit has no standard errors)."""
+    nan = {"log10_compute": math.nan, "low": math.nan, "high": math.nan}
+    if fit["status"] != STATUS_OK or not np.isfinite(pc1):
+        return {**nan, "status": fit["status"] if fit["status"] != STATUS_OK else "no PC1"}
+    w, b = fit["slope"], fit["intercept"]
+    x = (pc1 - b) / w
+    # ∂x/∂w = −(pc1 − b)/w², ∂x/∂b = −1/w.
+    gradient = np.array([-1.0 / w, -(pc1 - b) / w**2])  # (b, w) order
+    covariance = np.array(
+        [
+            [fit["intercept_stderr"] ** 2, fit["covariance"]],
+            [fit["covariance"], fit["slope_stderr"] ** 2],
+        ]
+    )
+    spread = float(np.sqrt(gradient @ covariance @ gradient))
+    if not np.isfinite(spread):
+        return {"log10_compute": x, "low": math.nan, "high": math.nan, "status": STATUS_OK}
+    quantile = stats.t.ppf(0.5 + confidence / 2, fit["residual_dof"])
+    return {
+        "log10_compute": x,
+        "low": x - quantile * spread,
+        "high": x + quantile * spread,
+        "status": STATUS_OK,
+    }
+
+
+def gain_fit(gain: pd.Series, pc1: pd.Series, confidence: float = 0.95) -> dict:
+    """An optimization's gain over the baseline regressed on PC1 across models (OLS), with a
+    function giving the fitted gain and its confidence band at any PC1, and the PC1 at which
+    the fitted gain crosses zero (where the optimization starts to pay, if the slope is
+    positive)."""
+    import statsmodels.api as sm
+
+    data = pd.DataFrame({"gain": gain, "pc1": pc1}).dropna()
+    if len(data) < 3 or data["pc1"].nunique() < 2:
+        return {
+            "n_models": len(data),
+            "slope": math.nan,
+            "intercept": math.nan,
+            "slope_stderr": math.nan,
+            "pays_from_pc1": math.nan,
+            "band": None,
+            "status": STATUS_TOO_FEW if len(data) < 3 else STATUS_CONSTANT_COMPUTE,
+        }
+    fit = sm.OLS(data["gain"].to_numpy(), sm.add_constant(data["pc1"].to_numpy())).fit()
+    intercept, slope = (float(v) for v in fit.params)
+
+    def band(x) -> pd.DataFrame:
+        x = np.atleast_1d(np.asarray(x, dtype=float))
+        frame = fit.get_prediction(sm.add_constant(x, has_constant="add")).summary_frame(
+            alpha=1 - confidence
+        )
+        return pd.DataFrame(
+            {
+                "pc1": x,
+                "gain": frame["mean"],
+                "low": frame["mean_ci_lower"],
+                "high": frame["mean_ci_upper"],
+            }
+        )
+
+    return {
+        "n_models": len(data),
+        "slope": slope,
+        "intercept": intercept,
+        "slope_stderr": float(fit.bse[1]),
+        "pays_from_pc1": -intercept / slope if slope > 0 else math.nan,
+        "band": band,
+        "status": STATUS_OK,
+    }
