@@ -188,3 +188,26 @@ def test_a_separate_scorer_ranks_the_samples_and_its_cost_is_counted_apart(smoll
         ]
     )
     assert k1["inference_flops_per_request_paper"] == pytest.approx(expected)
+
+
+def test_a_free_form_tree_search_votes_on_the_filters_answers(smollm2_dir, tmp_path, monkeypatch):
+    """A tree search (num_samples 1) answers from its leaves: on a free-form task they vote on
+    what the task's filter extracts, as k samples do, not on their whole text."""
+    monkeypatch.chdir(REPO)
+    knobs = {
+        "max_new_tokens": 48,
+        "do_sample": True,
+        "vote": "majority",
+        "search": {"width": 3, "max_depth": 3, "step_tokens": 16, "token_budget": 96},
+    }
+    metric = "exact_match,flexible-extract"
+    _, _, samples = run_cell(smollm2_dir, tmp_path, "thinkcost_gsm8k_shared", metric, knobs, 3)
+    flexible = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
+    voted = [s for s in samples if s["filter"] == "flexible-extract" and "thinkcost_samples" in s]
+    assert voted, "no search kept two leaves"
+    for sample in voted:
+        texts = [g["text"] for g in sample["thinkcost_generations"]]
+        for text, answer in zip(texts, sample["thinkcost_samples"]["answers"], strict=True):
+            found = [a or b for a, b in flexible.findall(text)]
+            number = found[-1] if found else "[invalid]"
+            assert answer == re.sub(r"\.$", "", number.replace(",", "").replace("$", "")).lower()

@@ -208,14 +208,16 @@ def evaluate_cell(
         else None
     )
     manager = task_manager(task, evaluation["task_paths"])
-    # The task's own objects: its filter extracts each free-form sample's answer for the vote,
-    # and its metric judges each sample for the k sweep.
-    leaf_tasks = manager.load(task)["tasks"]
-    filter_name = metric.split(",", 1)[1] if "," in metric else "none"
+    metric_name, _, filter_name = metric.partition(",")
+    filter_name = filter_name or "none"
+    # Where samples vote (k samples, or a tree's leaves), the task's own objects: its filter
+    # extracts each free-form sample's answer, and its metric judges each sample for a sweep.
+    voting = model.num_samples > 1 or bool(knobs.get("search"))
+    leaf_tasks = manager.load(task)["tasks"] if voting else {}
     generating = [t for t in leaf_tasks.values() if t.OUTPUT_TYPE == "generate_until"]
-    if generating and model.num_samples > 1:
+    if generating:
         extract = answer_extractor(generating[0], filter_name)
-        key = vote_key(generating[0], metric.split(",", 1)[0])
+        key = vote_key(generating[0], metric_name)
         model.extract_answers_with(lambda text: key(extract(text)))
 
     seed = evaluation["seed"]

@@ -108,6 +108,32 @@ def _own_scores(
     return values
 
 
+def _scores(
+    strategy: Hybrid | FreeForm,
+    engine: Engine,
+    prompt: str,
+    generations: Sequence[Generation],
+    cost: RequestCost,
+    own_answers: Sequence[tuple[float, int]] | None = None,
+    answers: Sequence[tuple[str, str]] | None = None,
+) -> list[float]:
+    """One question's sample scores: from generation's own log-probabilities when the
+    generating model scores them (`own_answers`: each chosen answer's log-likelihood and
+    tokens); else read by `sample_scores` on the scorer (`answers`: each chosen answer after
+    its context), a separate scorer's reading counted in `cost`."""
+    if strategy.scorer is None:
+        own = _own_scores(generations, own_answers, strategy.score)
+        if own is not None:
+            return own
+    scorer = strategy.scorer or engine
+    texts = [g.text for g in generations]
+    scores, read = sample_scores(scorer, [prompt] * len(texts), texts, answers, strategy.score)
+    if strategy.scorer is not None:
+        cost.scorer_prompt_tokens = len(scorer.tokenize(prompt))
+        cost.scorer_tokens = read
+    return scores
+
+
 def sample_scores(
     scorer: Engine,
     prompts: Sequence[str],
@@ -133,8 +159,9 @@ def sample_scores(
     for i, request, ((value, _),) in zip(owners, requests, scorer.score(requests), strict=True):
         loglik[i] += value
         scored[i] += len(scorer.encode_pair(request.context, request.continuations[0])[1])
+    prompt_tokens = {p: len(scorer.tokenize(p)) for p in set(prompts)} if answers else {}
     read = [
-        len(scorer.tokenize(answers[i][0] + answers[i][1])) - len(scorer.tokenize(prompt))
+        len(scorer.tokenize(answers[i][0] + answers[i][1])) - prompt_tokens[prompt]
         if answers is not None
         else scored[i]
         for i, prompt in enumerate(prompts)
@@ -298,7 +325,7 @@ class Hybrid:
             if len(samples) > 1:  # one sample's log-likelihoods pass through (acc_norm stays valid)
                 self._vote(engine, question, prompt, answer, loglik, choice_tokens)
             if searches is not None:
-                _search_cost(cost, searches[len(answers)], cost.answer[0], self.scorer)
+                _search_cost(cost, searches[len(answers)], cost.answer[0], self.scorer, prompt)
             answers.append(answer)
         return answers
 
@@ -331,13 +358,7 @@ class Hybrid:
         if question.choice_contexts:
             choice_tokens = _choice_tokens(engine, question.choices)
         own = [(float(row[c]), choice_tokens[c]) for row, c in zip(loglik, picked, strict=True)]
-        scores = _own_scores(answer.generations, own, self.score) if not self.scorer else None
-        if scores is None:
-            scorer = self.scorer or engine
-            scores, read = sample_scores(scorer, [prompt] * len(texts), texts, chosen, self.score)
-            if self.scorer is not None:
-                answer.cost.scorer_prompt_tokens = len(scorer.tokenize(prompt))
-                answer.cost.scorer_tokens = read
+        scores = _scores(self, engine, prompt, answer.generations, answer.cost, own, chosen)
         answer.samples["scores"] = scores
         order = voting.ranking(self.vote, picked.tolist(), scores, loglik.shape[1])
         answer.scores = [(-float(order.index(c)), False) for c in range(loglik.shape[1])]
@@ -406,21 +427,12 @@ class FreeForm:
                 cost.answer = [[] for _ in samples]
                 answer = Answer(text=samples[0].text, generations=samples, cost=cost)
                 if len(samples) > 1:
-                    texts = [g.text for g in samples]
-                    said = [self.extract(text) for text in texts]
-                    scores = _own_scores(samples, None, self.score) if not self.scorer else None
-                    if scores is None:
-                        scorer = self.scorer or engine
-                        scores, read = sample_scores(
-                            scorer, [prompt] * len(texts), texts, None, self.score
-                        )
-                        if self.scorer is not None:
-                            cost.scorer_prompt_tokens = len(scorer.tokenize(prompt))
-                            cost.scorer_tokens = read
-                    answer.text = texts[voting.pick(self.vote, said, scores)]
+                    said = [self.extract(g.text) for g in samples]
+                    scores = _scores(self, engine, prompt, samples, cost)
+                    answer.text = samples[voting.pick(self.vote, said, scores)].text
                     answer.samples = {"answers": said, "scores": scores}
                 if searches is not None:
-                    _search_cost(cost, searches[position], [], self.scorer)
+                    _search_cost(cost, searches[position], [], self.scorer, prompt)
                 answers[index] = answer
         return answers  # type: ignore[return-value]
 
@@ -453,14 +465,20 @@ def _draw(
 
 
 def _search_cost(
-    cost: RequestCost, result: SearchResult, answer_tokens: list[int], scorer: Engine | None
+    cost: RequestCost,
+    result: SearchResult,
+    answer_tokens: list[int],
+    scorer: Engine | None,
+    prompt: str,
 ) -> None:
     """A searched question's branches: every expansion step from where its parent ended; the
-    choices scored after each leaf. A separate scorer also read every step (to score nodes)."""
+    choices scored after each leaf. A separate scorer also read the prompt and every step (to
+    score nodes)."""
     cost.generated = [tokens for _, tokens in result.steps] or [0]
     cost.branch_starts = [start for start, _ in result.steps] or [0]
     cost.answer = [[] for _ in cost.generated]
     for leaf in result.leaves:
         cost.answer[max(leaf.step, 0)] = list(answer_tokens)
     if scorer is not None:
+        cost.scorer_prompt_tokens = len(scorer.tokenize(prompt))
         cost.scorer_tokens = [*cost.scorer_tokens, *cost.generated]

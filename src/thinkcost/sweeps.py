@@ -77,12 +77,11 @@ def judged_samples(task, sample: dict, record: dict, metric: str) -> SampledQues
             for row in record["choice_loglik"]
         ]
         answers = record["answers"]
-    else:  # free form: the text through the metric's filter, as lm-eval would
+    else:  # free form: each text through the metric's filter, judged as lm-eval would
         extract = answer_extractor(task, filter_name or "none", doc)
         texts = [g["text"] for g in sample["thinkcost_generations"]]
-        extracted = [extract(text) for text in texts]
-        correct = [bool(task.process_results(doc, [a])[name]) for a in extracted]
-        answers = [vote_key(task, name)(a) for a in extracted]
+        correct = [bool(task.process_results(doc, [extract(text)])[name]) for text in texts]
+        answers = record["answers"]  # what the cell's own vote counted
     return SampledQuestion(tuple(answers), tuple(record["scores"]), tuple(correct))
 
 
