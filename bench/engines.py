@@ -40,10 +40,7 @@ def main() -> None:
     torch.set_num_threads(options.threads)
     settings = common.load_settings(options)
     common.stage_missing(settings)
-    questions = {
-        name: common.load_questions(task, settings, options.limit)
-        for name, task in settings.tasks.items()
-    }
+    questions = common.questions_by_task(settings, options.limit)
     count = sum(len(q) for q in questions.values())
     print(
         f"{count} questions ({', '.join(f'{n} {len(q)}' for n, q in questions.items())}), "

@@ -87,18 +87,37 @@ class Settings:
     seed: int
 
 
-def parse_arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="questions per task")
-    parser.add_argument("--max-new-tokens", type=int, help="T (default: the config's, 256)")
+def argument_parser(
+    doc: str, limit: int, max_new_tokens: int | None, dtype: bool = True
+) -> argparse.ArgumentParser:
+    """The options the benchmarks here share: questions per task, T, tasks, threads, device,
+    dtype (unless the benchmark sets it per variant) and the hf engine's batch size."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--limit", type=int, default=limit, help="questions per task")
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=max_new_tokens,
+        help=f"T (default: {max_new_tokens or 'the config’s, 256'})",
+    )
     parser.add_argument("--tasks", nargs="+", help="config task names (default: all)")
     parser.add_argument(
         "--threads", type=int, default=os.cpu_count(), help="torch threads (default: all cores)"
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--batch-size", type=int, default=32, help="thinkcost's batch size")
-    return parser.parse_args()
+    if dtype:
+        parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--batch-size", type=int, default=32, help="the hf engine's batch size")
+    return parser
+
+
+def parse_arguments() -> argparse.Namespace:
+    return argument_parser(__doc__, DEFAULT_LIMIT, None).parse_args()
+
+
+def questions_by_task(settings: Settings, limit: int | None) -> dict[str, list]:
+    """Every configured task's first `limit` questions, formatted as the workflow's cells."""
+    return {name: load_questions(task, settings, limit) for name, task in settings.tasks.items()}
 
 
 def load_settings(options: argparse.Namespace) -> Settings:
@@ -538,9 +557,7 @@ def main() -> None:
     settings = load_settings(options)
     stage_missing(settings)
 
-    questions = {
-        name: load_questions(task, settings, options.limit) for name, task in settings.tasks.items()
-    }
+    questions = questions_by_task(settings, options.limit)
     count = sum(len(q) for q in questions.values())
     print(
         f"{count} questions ({', '.join(f'{n} {len(q)}' for n, q in questions.items())}), "

@@ -161,17 +161,8 @@ ENGINE_DEFAULTS = {"dtype": "float32", "draft_tokens": 0, "compile": False}
 
 
 def parse_arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="questions per task")
-    parser.add_argument(
-        "--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS, help="T (default: 128)"
-    )
-    parser.add_argument("--tasks", nargs="+", help="config task names (default: all)")
-    parser.add_argument(
-        "--threads", type=int, default=os.cpu_count(), help="torch threads (default: all cores)"
-    )
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--batch-size", type=int, default=32, help="the hf engine's batch size")
+    # The dtype is each variant's own.
+    parser = common.argument_parser(__doc__, DEFAULT_LIMIT, DEFAULT_MAX_NEW_TOKENS, dtype=False)
     parser.add_argument(
         "--variants",
         nargs="+",

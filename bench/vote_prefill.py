@@ -105,18 +105,7 @@ COUNTED = (
 
 
 def parse_arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="questions per task")
-    parser.add_argument(
-        "--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS, help="T (default: 64)"
-    )
-    parser.add_argument("--tasks", nargs="+", help="config task names (default: all)")
-    parser.add_argument(
-        "--threads", type=int, default=os.cpu_count(), help="torch threads (default: all cores)"
-    )
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--batch-size", type=int, default=32, help="the hf engine's batch size")
+    parser = common.argument_parser(__doc__, DEFAULT_LIMIT, DEFAULT_MAX_NEW_TOKENS)
     parser.add_argument("--seed", type=int, help="sampling seed (default: the config's, 1234)")
     parser.add_argument(
         "--no-lm-eval", action="store_true", help="skip (c), stock lm-eval's generate_until"
@@ -423,10 +412,7 @@ def main() -> None:
     settings = common.load_settings(options)
     seed = options.seed if options.seed is not None else settings.seed
     common.stage_missing(settings)
-    questions = {
-        name: common.load_questions(task, settings, options.limit)
-        for name, task in settings.tasks.items()
-    }
+    questions = common.questions_by_task(settings, options.limit)
     count = sum(len(q) for q in questions.values())
     print(
         f"{count} questions ({', '.join(f'{n} {len(q)}' for n, q in questions.items())}) × "
