@@ -30,6 +30,7 @@ include: "rules/stage.smk"
 include: "rules/evaluate.smk"
 include: "rules/aggregate.smk"
 include: "rules/fit.smk"
+include: "rules/pca.smk"
 include: "rules/plot.smk"
 
 

@@ -7,6 +7,7 @@ from thinkcost.config import (
     import_for,
     lm_eval_task,
     results_task,
+    score_column,
     table_optimizations,
     wildcard_pattern,
 )
@@ -224,6 +225,13 @@ def get_table_cells():
         if entry is not None:
             described["import"] = entry
             described["results_task"] = results_task(config, entry, cell.task)
+            if "scores" in entry:
+                described["score_column"] = score_column(
+                    entry,
+                    cell.task,
+                    described["results_task"],
+                    config["tasks"][cell.task],
+                )
         else:
             directory = EVALUATE.format(**cell.__dict__)
             described["results"] = f"{directory}/results.json"
@@ -241,6 +249,7 @@ def get_aggregate_input(wildcards):
         "imported": sorted(
             {e[key] for e in imported for key in ("results", "samples") if key in e}
             | {e["token_counts"]["table"] for e in imported if "token_counts" in e}
+            | {e["scores"]["table"] for e in imported if "scores" in e}
         ),
     }
 
@@ -255,6 +264,21 @@ def get_regime_pairs():
     def complete(model, optimization):
         return all(Cell(model, task, optimization) in cells for task in config["tasks"])
 
+    def costed(model, optimization):
+        """Not only imported scores without token counts: a regime plot needs a cost."""
+        entries = [
+            import_for(config, Cell(model, task, optimization))
+            for task in config["tasks"]
+        ]
+        return any(
+            entry is None
+            or any(
+                key in entry
+                for key in ("samples", "token_counts", "generated_tokens_mean")
+            )
+            for entry in entries
+        )
+
     return [
         (model, row_name)
         for model in models
@@ -262,8 +286,48 @@ def get_regime_pairs():
         if optimization != baseline
         and complete(model, optimization)
         and complete(model, baseline)
+        and costed(model, optimization)
         # A swept optimization is one scores row, and one regime plot, per k.
         for row_name in table_optimizations(config, optimization)
+    ]
+
+
+def get_pca_settings():
+    """The PCA stage's settings, resolved: the optimization whose scores are decomposed (the
+    baseline unless named) and the tasks (all unless listed)."""
+    pca = config["analysis"]["pca"]
+    return {
+        "optimization": pca["optimization"] or config["analysis"]["baseline"],
+        "tasks": pca["tasks"] or list(config["tasks"]),
+        "reference_family": pca["reference_family"],
+        "n_components": pca["n_components"],
+    }
+
+
+def get_pca_outputs():
+    """The PCA stage's tables and figures, when at least three models have the decomposed
+    optimization on every task (fewer place no one on a shared axis; the gain regression needs
+    three). A grid of one model, as the default one, has none."""
+    settings = get_pca_settings()
+    cells = set(TABLE_CELLS)
+    models = [
+        model
+        for model in config["models"]
+        if all(
+            Cell(model, task, settings["optimization"]) in cells
+            for task in settings["tasks"]
+        )
+    ]
+    if len(models) < 3:
+        return []
+    return [
+        "results/fits/pca_components.csv",
+        "results/fits/pca_gain_fits.csv",
+        *expand(
+            "figures/pca_{figure}.{ext}",
+            figure=["loadings", "compute", "gain"],
+            ext=["png", "pdf"],
+        ),
     ]
 
 
@@ -296,4 +360,5 @@ def get_final_output():
             for model, optimization in get_regime_pairs()
             for ext in ("png", "pdf")
         ],
+        *get_pca_outputs(),
     ]

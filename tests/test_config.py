@@ -79,6 +79,7 @@ def test_defaults_come_from_the_schema():
         "confidence": 0.95,
         "interval": "student-t",
         "regime_models": None,
+        "pca": {"optimization": None, "tasks": None, "n_components": 3, "reference_family": None},
     }
 
 
@@ -128,6 +129,27 @@ def test_scientific_notation_without_a_sign_is_a_number():
             "analysis",
             {"cost_unit": "joules"},
             r"analysis.cost_unit: 'joules' is not one of \['flops', 'seconds'\]",
+        ),
+        (
+            "analysis",
+            {"pca": {"optimization": "drect"}},
+            r"analysis.pca.optimization: optimization 'drect' is not defined \(did you mean "
+            r"'direct'\?\)",
+        ),
+        (
+            "analysis",
+            {"pca": {"tasks": ["navigate", "arc"]}},
+            r"analysis.pca.tasks\[1\]: task 'arc' is not defined",
+        ),
+        (
+            "analysis",
+            {"pca": {"tasks": ["navigate"]}},
+            r"analysis.pca.tasks: \['navigate'\] is too short",
+        ),
+        (
+            "analysis",
+            {"pca": {"reference_family": "g"}},
+            r"analysis.pca.reference_family: family 'g' is not defined; defined families: f",
         ),
         (
             "grid",

@@ -286,3 +286,108 @@ def test_the_pareto_figure_draws_imports_in_the_papers_convention():
     imported = {"task": "average", "inference_flops_per_request_full": float("nan")}
     assert pareto_cost_column(pd.DataFrame([run, run])) == "inference_flops_per_request_full"
     assert pareto_cost_column(pd.DataFrame([run, imported])) == "inference_flops_per_request_paper"
+
+
+# --------------------------------------------------------------------------- tables of scores
+
+
+def scores_config(tmp_path: Path) -> dict:
+    """Both models' cells of `direct` from one CSV of scores, lm-eval's results flattened."""
+    (tmp_path / "scores.csv").write_text(
+        "model,checkpoint,arc_challenge_acc_none,arc_challenge_acc_stderr_none,"
+        "hendrycksTest-abstract_algebra_acc_none,gsm8k_exact_match_flexible-extract\n"
+        "m,main,0.31,0.013,0.27,0.05\n"
+        "m,step10,0.22,0.012,0.24,0.01\n"
+    )
+    config = import_config(tmp_path)
+    config["optimizations"] = {"direct": {"format": "loglikelihood"}}
+    config["analysis"] = {"baseline": "direct"}
+    config["imports"] = [
+        {
+            "model": model,
+            "optimization": "direct",
+            "results_task": {"mmlu_abstract_algebra": "hendrycksTest-abstract_algebra"},
+            "scores": {
+                "table": str(tmp_path / "scores.csv"),
+                "where": {"model": "m", "checkpoint": checkpoint},
+            },
+        }
+        for model, checkpoint in (("small", "step10"), ("big", "main"))
+    ]
+    return config
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda e: None, None),
+        (
+            lambda e: e.update(results="old.json"),
+            r"imports\[0\]: give exactly one of 'results' .* or 'scores' .*; it gives results "
+            r"and scores",
+        ),
+        (
+            lambda e: e["scores"]["where"].update(checkpoint="step20"),
+            r"imports\[0\].scores.where: no row of .* matches",
+        ),
+        (
+            lambda e: e.pop("results_task"),
+            r"imports\[0\].scores: .* has no column 'mmlu_abstract_algebra_acc_none'; it has .*",
+        ),
+        (
+            lambda e: e["scores"].update(columns={"arc_challenge": "arc_challenge_acc"}),
+            r"has no column 'arc_challenge_acc'; .* \(did you mean 'arc_challenge_acc_none'\?\)",
+        ),
+        (
+            lambda e: e["scores"].update(columns={"arc": "x"}),
+            r"imports\[0\].scores.columns: task 'arc' is not defined",
+        ),
+        (
+            lambda e: e.update(generated_tokens_mean=0.0),
+            None,  # token counts are optional for a table of scores, and may be given
+        ),
+    ],
+)
+def test_a_scores_table_import_is_checked_before_anything_runs(tmp_path, change, message):
+    config = scores_config(tmp_path)
+    change(config["imports"][0])
+    if message is None:
+        validate(config)
+        return
+    with pytest.raises(ConfigError, match=message):
+        validate(config)
+
+
+def test_a_scores_table_joins_the_tables_without_an_inference_cost(tmp_path):
+    config = scores_config(tmp_path)
+    config["imports"][1]["scores"]["columns"] = {
+        "arc_challenge": "gsm8k_exact_match_flexible-extract"  # any column may be named
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    run = subprocess.run(
+        [
+            *SNAKEMAKE,
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(tmp_path / "config.yaml"),
+            "--cores",
+            "1",
+            "results/tables/scores.csv",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    scores = pd.read_csv(tmp_path / "results" / "tables" / "scores.csv")
+    cell = scores.set_index(["model", "task"])
+    assert cell.loc[("small", "arc_challenge"), "score"] == 0.22
+    # lm-eval's flattened standard error column, where the table has one.
+    assert cell.loc[("small", "arc_challenge"), "stderr"] == 0.012
+    assert cell.loc[("small", "mmlu_abstract_algebra"), "score"] == 0.24
+    assert math.isnan(cell.loc[("small", "mmlu_abstract_algebra"), "stderr"])
+    assert cell.loc[("big", "arc_challenge"), "score"] == 0.05
+    assert cell.loc[("big", "average"), "score"] == pytest.approx((0.05 + 0.27) / 2)
+    assert scores["inference_flops_per_request_paper"].isna().all()
+    assert set(scores["source"]) == {"import"}

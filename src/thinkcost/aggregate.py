@@ -218,7 +218,8 @@ def _prompt_text(arguments) -> str:
 
 @functools.lru_cache(maxsize=8)
 def _token_table(path: str) -> pd.DataFrame:
-    """A token-count table, read once however many cells it covers (filtered, never changed)."""
+    """A token-count or scores table, read once however many cells it covers (filtered, never
+    changed)."""
     return pd.read_csv(path, dtype=str, skipinitialspace=True)
 
 
@@ -304,12 +305,53 @@ def imported_token_counts(entry: dict, lm_eval_task: str) -> tuple[float, float]
     return float(np.mean(prompt)), float(np.mean(generated))
 
 
+def table_score(entry: dict, column: str) -> dict:
+    """Score and standard error of one column of a `scores` import's table, in the row that
+    matches its `where`; the standard error from the column lm-eval's flattening names
+    "<task>_<metric>_stderr_<filter>", where the table has it."""
+    spec = entry["scores"]
+    table = _token_table(spec["table"])
+    selected = table
+    for key, value in spec.get("where", {}).items():
+        selected = selected[selected[key].str.strip() == str(value).strip()]
+    if len(selected) != 1:
+        raise ResultsFileError(
+            f"{spec['table']}: {len(selected)} rows match {spec.get('where')}; the `where` of "
+            "a scores import must pick exactly one"
+        )
+    row = selected.iloc[0]
+
+    def number(name: str) -> float:
+        try:
+            value = float(row[name])
+        except (TypeError, ValueError) as error:
+            raise ResultsFileError(
+                f"{spec['table']}: {name} of {spec.get('where')} is {row[name]!r}, not a number"
+            ) from error
+        return value
+
+    score = number(column)
+    if not math.isfinite(score):
+        raise ResultsFileError(f"{spec['table']}: {column} of {spec.get('where')} is missing")
+    head, _, filter_name = column.rpartition("_")
+    stderr_column = f"{head}_stderr_{filter_name}"
+    stderr = number(stderr_column) if stderr_column in row.index else float("nan")
+    return {"score": score, "stderr": stderr, "n": None}
+
+
 def import_row(cell: dict, model: dict, entry: dict, convention: str) -> dict:
-    """One scores.csv row from an imported lm-eval results JSON, shaped as a run row."""
+    """One scores.csv row from an imported lm-eval results JSON or scores table, shaped as a
+    run row."""
     # The task's name in the imported files: renamed there (`results_task`) or its lm-eval name.
     task_in_file = cell.get("results_task", cell["lm_eval_task"])
-    score = read_lm_eval_score(entry["results"], task_in_file, cell["metric"])
-    prompt_tokens, generated_tokens = imported_token_counts(entry, task_in_file)
+    if "scores" in entry:
+        score = table_score(entry, cell["score_column"])
+    else:
+        score = read_lm_eval_score(entry["results"], task_in_file, cell["metric"])
+    if any(key in entry for key in ("samples", "token_counts", "generated_tokens_mean")):
+        prompt_tokens, generated_tokens = imported_token_counts(entry, task_in_file)
+    else:  # a table of scores without generations: no inference cost
+        prompt_tokens = generated_tokens = float("nan")
     paper_flops = 2.0 * float(model["params"]) * generated_tokens
     return {
         **_cell_columns(cell, model, cell.get("revision")),

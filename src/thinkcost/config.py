@@ -226,7 +226,8 @@ def _check_defined(kind: str, name: str, defined: Iterable[str], where: str) -> 
         close = difflib.get_close_matches(name, defined, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(
-            f"{where}: {kind} {name!r} is not defined{hint}; defined {kind}s: {', '.join(defined)}"
+            f"{where}: {kind} {name!r} is not defined{hint}; defined "
+            f"{'families' if kind == 'family' else kind + 's'}: {', '.join(defined)}"
         )
 
 
@@ -253,10 +254,22 @@ def check_references(config: dict) -> None:
         _check_defined(
             "optimization", entry["optimization"], optimizations, f"imports[{i}].optimization"
         )
+        score_sources = [key for key in ("results", "scores") if key in entry]
+        if len(score_sources) != 1:
+            raise ConfigError(
+                f"imports[{i}]: give exactly one of 'results' (an lm-eval results JSON) or "
+                "'scores' (a CSV table of scores, one row per model)"
+                + (f"; it gives {' and '.join(score_sources)}" if score_sources else "")
+            )
+        if "scores" in entry:
+            for task in entry["scores"]["columns"]:
+                _check_defined("task", task, config["tasks"], f"imports[{i}].scores.columns")
         token_sources = [
             key for key in ("samples", "token_counts", "generated_tokens_mean") if key in entry
         ]
-        if len(token_sources) != 1:
+        # A table of scores often comes without generations (a capability measurement, as
+        # for the PCA): its cells then simply have no inference cost.
+        if len(token_sources) != 1 and not ("scores" in entry and not token_sources):
             given = f"; it gives {', '.join(token_sources)}" if token_sources else ""
             raise ConfigError(
                 f"imports[{i}]: give exactly one of 'samples' (a samples file with the "
@@ -273,6 +286,21 @@ def check_references(config: dict) -> None:
         if isinstance(renamed, dict):
             for task in renamed:
                 _check_defined("task", task, config["tasks"], f"imports[{i}].results_task")
+    pca = config["analysis"]["pca"]
+    if pca["optimization"] is not None:
+        _check_defined(
+            "optimization", pca["optimization"], optimizations, "analysis.pca.optimization"
+        )
+        if optimizations[pca["optimization"]].get("sweep"):
+            raise ConfigError(
+                f"analysis.pca.optimization: {pca['optimization']!r} is swept over k; decompose "
+                "an optimization with one score per task"
+            )
+    families = sorted({model["family"] for model in config["models"].values()})
+    if pca["reference_family"] is not None:
+        _check_defined("family", pca["reference_family"], families, "analysis.pca.reference_family")
+    for i, task in enumerate(pca["tasks"] or []):
+        _check_defined("task", task, config["tasks"], f"analysis.pca.tasks[{i}]")
     for name in config["analysis"].get("regime_models") or []:
         _check_defined("model", name, config["models"], "analysis.regime_models")
 
@@ -394,6 +422,19 @@ def check_paths(config: dict, base_dir: Path) -> None:
                 raise ConfigError(f"imports[{i}].{key}: {entry[key]!r} does not exist")
         if "token_counts" in entry:
             check_token_table(entry["token_counts"], base_dir, f"imports[{i}].token_counts")
+        if "scores" in entry:
+            tasks = [entry["task"]] if "task" in entry else list(config["tasks"])
+            columns = [
+                score_column(entry, task, results_task(config, entry, task), config["tasks"][task])
+                for task in tasks
+            ]
+            check_table_row(
+                entry["scores"]["table"],
+                entry["scores"]["where"],
+                columns,
+                base_dir,
+                f"imports[{i}].scores",
+            )
     for i, path in enumerate(config["evaluation"]["task_paths"]):
         if not (base_dir / path).is_dir():
             raise ConfigError(f"evaluation.task_paths[{i}]: {path!r} is not a directory")
@@ -401,31 +442,48 @@ def check_paths(config: dict, base_dir: Path) -> None:
 
 def check_token_table(spec: dict, base_dir: Path, where: str) -> None:
     """A `token_counts` table must exist, have the columns it names and a row for `where`."""
-    path = base_dir / spec["table"]
+    named = [
+        spec["task_column"],
+        spec["generated_tokens"],
+        *([spec["prompt_tokens"]] if "prompt_tokens" in spec else []),
+    ]
+    check_table_row(spec["table"], spec["where"], named, base_dir, where)
+
+
+def score_column(entry: dict, task: str, task_in_file: str, settings: dict) -> str:
+    """The column of a `scores` import's table that holds `task`'s metric: the one named in
+    `columns`, or lm-eval's results flattened, "<task in file>_<metric with ',' as '_'>"."""
+    named = entry["scores"].get("columns", {})
+    if task in named:
+        return named[task]
+    return f"{task_in_file}_{settings['metric'].replace(',', '_')}"
+
+
+def check_table_row(table: str, where_pairs: dict, named: list[str], base_dir: Path, where: str):
+    """A CSV table an import reads must exist, have the columns it is asked for (`named` and
+    those of `where_pairs`) and at least one row matching `where_pairs`."""
+    path = base_dir / table
     if not path.is_file():
-        raise ConfigError(f"{where}.table: {spec['table']!r} does not exist")
+        raise ConfigError(f"{where}.table: {table!r} does not exist")
     with path.open(newline="") as handle:
         # As the aggregation reads it (pandas' skipinitialspace): "a, b" holds "a" and "b".
         reader = csv.DictReader(handle, skipinitialspace=True)
         columns = reader.fieldnames or []
-        named = [
-            *spec["where"],
-            spec["task_column"],
-            spec["generated_tokens"],
-            *([spec["prompt_tokens"]] if "prompt_tokens" in spec else []),
-        ]
-        missing = [column for column in named if column not in columns]
+        missing = [column for column in [*where_pairs, *named] if column not in columns]
         if missing:
+            shown = ", ".join(columns) if len(columns) <= 30 else f"{len(columns)} columns"
+            close = difflib.get_close_matches(missing[0], columns, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(
-                f"{where}: {spec['table']} has no column {', '.join(map(repr, missing))}; "
-                f"it has {', '.join(columns)}"
+                f"{where}: {table} has no column {', '.join(map(repr, missing))}; "
+                f"it has {shown}{hint}"
             )
-        wanted = {column: str(value).strip() for column, value in spec["where"].items()}
+        wanted = {column: str(value).strip() for column, value in where_pairs.items()}
         if not any(
             all((row[column] or "").strip() == value for column, value in wanted.items())
             for row in reader
         ):
-            raise ConfigError(f"{where}.where: no row of {spec['table']} matches {wanted}")
+            raise ConfigError(f"{where}.where: no row of {table} matches {wanted}")
 
 
 def lm_eval_task(config: dict, task: str) -> str:

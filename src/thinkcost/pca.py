@@ -188,3 +188,155 @@ def gain_fit(gain: pd.Series, pc1: pd.Series, confidence: float = 0.95) -> dict:
         "band": band,
         "status": STATUS_OK,
     }
+
+
+# --------------------------------------------------------------------------- the workflow's stage
+
+AVERAGE = "average"
+
+
+def score_matrix(scores: pd.DataFrame, optimization: str, tasks: list[str]) -> pd.DataFrame:
+    """The model × task matrix of `optimization`'s scores (scores.csv rows), one column per task
+    in `tasks`' order; a model that lacks a task has NaN there (and the PCA leaves it out)."""
+    rows = scores[(scores["optimization"] == optimization) & scores["task"].isin(tasks)]
+    matrix = rows.pivot_table(index="model", columns="task", values="score", aggfunc="first")
+    return matrix.reindex(columns=tasks).sort_index()
+
+
+def model_compute(scores: pd.DataFrame) -> pd.DataFrame:
+    """Each model's family and training compute C = 6·N·D, as the scores table has them."""
+    columns = ["model", "family", "train_flops"]
+    return scores[columns].drop_duplicates("model").set_index("model").sort_index()
+
+
+def observational_scaling(
+    scores: pd.DataFrame,
+    optimization: str,
+    tasks: list[str],
+    reference_family: str | None = None,
+    n_components: int = N_COMPONENTS,
+    confidence: float = 0.95,
+) -> dict[str, pd.DataFrame]:
+    """The PCA stage on a scores table: the components of `optimization`'s scores over `tasks`,
+    each family's fit of PC1 on log10 training FLOPs, and every model's f-equivalent compute in
+    `reference_family` (default: the family with the most models whose fit succeeded).
+
+    Returns the tables the workflow writes: `components` (one row per model), `loadings`,
+    `explained_variance`, `dropped` and `family_fits`.
+    """
+    matrix = score_matrix(scores, optimization, tasks)
+    missing_tasks = [task for task in tasks if task not in set(scores["task"])]
+    if missing_tasks:
+        raise ValueError(f"the scores table has no task {', '.join(map(repr, missing_tasks))}")
+    pca = capability_components(matrix, n_components)
+    compute = model_compute(scores)
+    table = compute.loc[pca.scores.index].copy()
+    table["log10_train_flops"] = np.log10(table["train_flops"].astype(float))
+    table = table.join(pca.scores)
+
+    fits = []
+    for family, members in table.groupby("family", sort=True):
+        fits.append({"family": family, **family_fit(members["pc_1"], members["log10_train_flops"])})
+    family_fits = pd.DataFrame(fits)
+    ok = family_fits[family_fits["status"] == STATUS_OK]
+    if reference_family is None and not ok.empty:
+        reference_family = ok.sort_values(["n_models", "family"], ascending=[False, True])[
+            "family"
+        ].iloc[0]
+    family_fits["reference"] = family_fits["family"] == reference_family
+
+    if reference_family in set(family_fits["family"]):
+        reference = family_fits.set_index("family").loc[reference_family].to_dict()
+    else:
+        reference = {"status": f"no model of family {reference_family!r} in the PCA"}
+        if reference_family is None:
+            reference["status"] = "no family with a fit"
+    equivalents = []
+    for pc1 in table["pc_1"]:
+        if "slope" not in reference:
+            equivalents.append(
+                {
+                    "log10_compute": math.nan,
+                    "low": math.nan,
+                    "high": math.nan,
+                    "status": reference["status"],
+                }
+            )
+            continue
+        result = equivalent_compute(pc1, reference, confidence)
+        if result["status"] != STATUS_OK:
+            result["status"] = f"reference family {reference_family}: {result['status']}"
+        equivalents.append(result)
+    equivalent = pd.DataFrame(equivalents, index=table.index)
+    table["reference_family"] = reference_family
+    table["equivalent_log10_flops"] = equivalent["log10_compute"]
+    table["equivalent_log10_flops_low"] = equivalent["low"]
+    table["equivalent_log10_flops_high"] = equivalent["high"]
+    table["equivalent_status"] = equivalent["status"]
+
+    missing = matrix.loc[pca.dropped]
+    dropped = pd.DataFrame(
+        {
+            "model": pca.dropped,
+            "missing_tasks": [
+                " ".join(task for task in tasks if pd.isna(missing.loc[model, task]))
+                for model in pca.dropped
+            ],
+        }
+    )
+    return {
+        "components": table.reset_index(),
+        "loadings": pca.loadings.rename_axis("task").reset_index(),
+        "explained_variance": pca.explained_variance_ratio.rename("explained_variance_ratio")
+        .rename_axis("component")
+        .reset_index(),
+        "dropped": dropped,
+        "family_fits": family_fits,
+    }
+
+
+def optimization_gains(
+    scores: pd.DataFrame, baseline: str, components: pd.DataFrame
+) -> pd.DataFrame:
+    """Each optimization's gain in average score over `baseline`, per model with both, beside
+    the model's PC1; the gain's standard error treats the two averages as independent."""
+    average = scores[scores["task"] == AVERAGE].set_index(["model", "optimization"])
+    pc1 = components.set_index("model")["pc_1"]
+    rows = []
+    for (model, optimization), row in average.iterrows():
+        if optimization == baseline or model not in pc1.index:
+            continue
+        if (model, baseline) not in average.index:
+            continue
+        base = average.loc[(model, baseline)]
+        rows.append(
+            {
+                "model": model,
+                "family": row["family"],
+                "optimization": optimization,
+                "gain": float(row["score"]) - float(base["score"]),
+                "gain_stderr": float(np.hypot(row["stderr"], base["stderr"])),
+                "pc_1": float(pc1.loc[model]),
+            }
+        )
+    columns = ["model", "family", "optimization", "gain", "gain_stderr", "pc_1"]
+    return pd.DataFrame(rows, columns=columns).sort_values(["optimization", "pc_1"])
+
+
+def gain_fits(gains: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """`gain_fit` per optimization: slope, intercept, the slope's standard error and the PC1
+    from which the fitted gain is positive, with a status."""
+    rows = []
+    for optimization, group in gains.groupby("optimization", sort=True):
+        fit = gain_fit(group["gain"], group["pc_1"], confidence)
+        rows.append({"optimization": optimization, **{k: v for k, v in fit.items() if k != "band"}})
+    columns = [
+        "optimization",
+        "n_models",
+        "slope",
+        "intercept",
+        "slope_stderr",
+        "pays_from_pc1",
+        "status",
+    ]
+    return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,13 @@
+import pandas as pd
+
+from thinkcost.logs import log_to
+from thinkcost.pca_plots import plot_pca_gain
+from thinkcost.plots import save_figure
+
+with log_to(snakemake.log[0]):
+    figure = plot_pca_gain(
+        pd.read_csv(snakemake.input.gains),
+        baseline=snakemake.params.baseline,
+        confidence=snakemake.params.confidence,
+    )
+    save_figure(figure, [snakemake.output.png, snakemake.output.pdf])
