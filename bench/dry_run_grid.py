@@ -82,6 +82,7 @@ LM_EVAL_TASKS = [
     "headqa_en",
     "asdiv",
 ]
+TASK_METRICS = {"gsm8k": "exact_match,flexible-extract"}  # the others report acc,none
 COT_TRIGGER = "Let's think step by step."
 GENERATION_BUDGETS = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
 
@@ -117,7 +118,10 @@ def write_grid_config(directory: Path, n_models: int, n_tasks: int, n_optimizati
         }
     config = {
         "models": models,
-        "tasks": {task: {"metric": "acc,none"} for task in LM_EVAL_TASKS[:n_tasks]},
+        # Each task with a metric it reports: validation checks that before planning.
+        "tasks": {
+            task: {"metric": TASK_METRICS.get(task, "acc,none")} for task in LM_EVAL_TASKS[:n_tasks]
+        },
         "optimizations": dict(list(synthetic_optimizations().items())[:n_optimizations]),
         "evaluation": {"limit": 100},
         "analysis": {"baseline": "standard"},
