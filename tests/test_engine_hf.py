@@ -149,3 +149,43 @@ def test_k_samples_share_one_prefill(smollm2_dir, reference):
     assert fast.counters.prefill_tokens == prompt_tokens
     assert fast.counters.forward_tokens == prompt_tokens + sum(g.tokens - 1 for g in samples)
     assert fast.counters.forward_passes == 1 + max(g.tokens for g in samples) - 1
+
+
+def test_cpu_attention_leaves_grouped_queries_to_torch_with_the_same_logits(smollm2_dir, reference):
+    # transformers copies each key/value head to its query heads whenever there is a mask; on
+    # a CPU the engine hands grouped-query attention to torch's kernel instead. (It once did so
+    # through an environment variable that a transformers release stopped reading, silently.)
+    tokenizer, model = reference
+    fast = engine(smollm2_dir)
+    assert fast.model.config._attn_implementation == "thinkcost_sdpa_gqa"
+    assert model.config.num_key_value_heads < model.config.num_attention_heads
+    # A left-padded batch: the mask is what sends transformers down its copying path.
+    tokenizer.padding_side = "left"
+    batch = tokenizer(PROMPTS[:3], return_tensors="pt", padding=True)
+    assert not batch.attention_mask.all()
+    with torch.no_grad():
+        ours = fast.model(**batch).logits
+        theirs = model(**batch).logits
+    real = batch.attention_mask.bool()
+    torch.testing.assert_close(ours[real], theirs[real], rtol=1e-5, atol=1e-4)
+
+
+def test_prompts_joining_together_compute_their_shared_prefix_once(smollm2_dir, reference):
+    tokenizer, model = reference
+    shots = "".join(f"Q: What is {a}+{a}?\nA: {a} plus {a} is {2 * a}.\n\n" for a in range(1, 7))
+    prompts = [f"{shots}Q: What is {a}+{a}?\nA:" for a in (7, 8, 9)]
+    ids = [tokenizer(p).input_ids for p in prompts]
+    shared = 0
+    while all(row[shared] == ids[0][shared] for row in ids):
+        shared += 1
+    assert shared > 64, shared  # a few-shot block, worth a pass of its own
+    fast = engine(smollm2_dir, max_batch_size=3)
+    generations = fast.generate([GenerationRequest(p) for p in prompts], SamplingSpec(8, STOP))
+    # The shared block once, then each prompt's own tokens after it.
+    assert fast.counters.prefill_tokens == shared + sum(len(row) - shared for row in ids)
+    assert fast.counters.reused_tokens == len(prompts) * shared
+    for prompt, (generation,) in zip(prompts, generations, strict=True):
+        tokens = tokenizer(prompt, return_tensors="pt").input_ids
+        with torch.no_grad():
+            greedy = model.generate(tokens, max_new_tokens=8, do_sample=False)
+        assert generation == fast.cut(greedy[0, tokens.shape[1] :].tolist(), STOP)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
@@ -47,6 +46,14 @@ KV = list[tuple[torch.Tensor, torch.Tensor]]
 # Context tokens left after a cached prefix that are run with each continuation rather than in
 # a pass of their own (see `HFEngine.score`).
 SHORT_REMAINDER = 16  # per layer: keys, values [batch, heads, seq, dim]
+# A decode pass on a CPU costs about as much as this many token positions besides those it
+# computes (SmolLM2-135M fp32, 2 cores, 300 cached columns: 24 rows × 1 position 82 ms, each
+# further position about 1.5 ms): what `HFEngine._lookup_width` weighs draft tokens against.
+CPU_PASS_OVERHEAD = 30
+# Prompts that join a batch together share their common prefix through one pass of its own only
+# where that saves at least this many prefill tokens (a pass costs about as much as tens of
+# tokens besides those it computes, see CPU_PASS_OVERHEAD).
+SHARED_PREFIX_MIN_SAVING = 64
 
 
 @dataclass
@@ -59,6 +66,15 @@ class _Prefix:
     @property
     def nbytes(self) -> int:
         return sum(k.numel() * k.element_size() * 2 for k, _ in self.kv)
+
+
+def _common_prefix(sequences: list[list[int]]) -> list[int]:
+    # The lexicographic least and greatest share exactly the prefix that all share.
+    low, high = min(sequences), max(sequences)
+    length = 0
+    while length < min(len(low), len(high)) and low[length] == high[length]:
+        length += 1
+    return low[:length]
 
 
 @functools.cache
@@ -107,6 +123,44 @@ def _roomy_layer_class():
             return self.keys, self.values
 
     return RoomyLayer
+
+
+@functools.cache
+def _gqa_sdpa_attention() -> str:
+    """The name of transformers' sdpa attention with grouped-query attention left to torch's
+    kernel even under a mask (registered once, with sdpa's mask)."""
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+    def attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
+        if (
+            attention_mask is None
+            or getattr(module, "num_key_value_groups", 1) == 1
+            or kwargs.get("position_bias") is not None
+            or kwargs.get("cache") is not None
+        ):
+            return sdpa_attention_forward(
+                module, query, key, value, attention_mask, dropout, scaling, **kwargs
+            )
+        # What sdpa_attention_forward computes under a mask (not causal: the mask says it),
+        # without repeat_kv's copies: torch's kernel reads each key/value head per group.
+        output = torch.nn.functional.scaled_dot_product_attention(
+            query,
+            key,
+            value,
+            attn_mask=attention_mask,
+            dropout_p=dropout,
+            scale=scaling,
+            is_causal=False,
+            enable_gqa=True,
+        )
+        return output.transpose(1, 2).contiguous(), None
+
+    name = "thinkcost_sdpa_gqa"
+    AttentionInterface.register(name, attention)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(name, sdpa_mask)
+    return name
 
 
 def _roomy_cache(kv: KV, room: int):
@@ -216,12 +270,6 @@ class HFEngine(TransformersTokenizerEngine):
         # A precision or quantization the device cannot run fails here, before any weight loads.
         runtime.check_dtype(self.device, dtype)
         quantized_load = runtime.quantization_load_options(quantization, self.device)
-        if self.device.type == "cpu":
-            # Grouped-query attention inside torch's CPU attention kernel, mask and all, instead
-            # of transformers copying each key/value head to its query heads every layer and
-            # step (its default whenever there is a mask): 20 % of a CoT cell's decode time
-            # here. On CUDA a mask would send that path to the slow math kernel, so CPU only.
-            os.environ.setdefault("TRANSFORMERS_SDPA_FORCE_GQA", "1")
         self.tokenizer = AutoTokenizer.from_pretrained(
             pretrained, trust_remote_code=trust_remote_code
         )
@@ -234,6 +282,14 @@ class HFEngine(TransformersTokenizerEngine):
             pretrained, trust_remote_code=trust_remote_code, **kwargs
         )
         self.model = (model if quantized_load else model.to(self.device)).eval()
+        if self.device.type == "cpu" and self.model.config._attn_implementation == "sdpa":
+            # Grouped-query attention inside torch's CPU attention kernel, mask and all, instead
+            # of transformers copying each key/value head to its query heads every layer and
+            # step (transformers 5.19's sdpa whenever there is a mask): 11 % of the decode time
+            # of 2 × 24 CoT questions here, bit for bit the same attention. On CUDA a mask would
+            # send that path to the slow math kernel, so CPU only; this model only, not every
+            # model in the process.
+            self.model.set_attn_implementation(_gqa_sdpa_attention())
         if quantization and not quantized_load:
             self.model = runtime.quantize_on_cpu(self.model)
         self.quantization = quantization
@@ -248,6 +304,12 @@ class HFEngine(TransformersTokenizerEngine):
         # that followed an earlier occurrence of the row's last tokens (prompt lookup), or,
         # with an assistant, a smaller model's greedy continuation (speculative decoding).
         self.draft_tokens = int(draft_tokens)
+        # How often prompt-lookup drafts were confirmed, per kind of match (the n of the n-gram
+        # that matched: 1, 2, 3) and draft position, given every earlier one was: accepted and
+        # tried counts, from a prior (what CoT rationales of this project's tasks gave).
+        prior = np.array([0.0, 0.6, 0.3, 0.9])[:, None].repeat(max(self.draft_tokens, 1), 1)
+        self._lookup_tried = np.full_like(prior, 4.0)
+        self._lookup_accepted = prior * self._lookup_tried
         self.assistant = (
             AutoModelForCausalLM.from_pretrained(
                 assistant, trust_remote_code=trust_remote_code, dtype=self.model.dtype
@@ -390,12 +452,12 @@ class HFEngine(TransformersTokenizerEngine):
         batch.mask = mask
         return output.logits
 
-    def _draft(self, row: _Row, spec: SamplingSpec) -> list[int]:
+    def _draft(self, row: _Row, spec: SamplingSpec) -> tuple[list[int], int]:
         """Prompt lookup: the tokens that followed the latest earlier occurrence of the row's
-        last n tokens (n = 3, 2, 1), in its prompt or its own rationale."""
+        last n tokens (n = 3, 2, 1), in its prompt or its own rationale; and n (0: none)."""
         room = min(self.draft_tokens, spec.max_new_tokens - len(row.generated) - 1)
         if room <= 0:
-            return []
+            return [], 0
         context = np.asarray(row.prompt + row.generated, dtype=np.int64)
         for n in (3, 2, 1):
             if len(context) <= n:
@@ -404,8 +466,38 @@ class HFEngine(TransformersTokenizerEngine):
             hits = np.flatnonzero((windows == context[-n:]).all(axis=1))
             if hits.size:
                 start = int(hits[-1]) + n
-                return context[start : start + room].tolist()
-        return []
+                return context[start : start + room].tolist(), n
+        return [], 0
+
+    def _lookup_width(self, drafts: list[list[int]], kinds: list[int]) -> int:
+        """How many draft tokens per row to verify this step: on a CPU, where a pass costs
+        about the fixed cost of `CPU_PASS_OVERHEAD` positions plus one per position computed
+        (every row computes every column), the count that maximizes the expected confirmed
+        tokens per cost, from how often drafts of each kind were confirmed; elsewhere all."""
+        longest = max(len(draft) for draft in drafts)
+        if self.device.type != "cpu" or longest == 0:
+            return longest
+        rates = self._lookup_accepted / self._lookup_tried
+        # Row r's chance that its first j+1 draft tokens are all confirmed.
+        chances = np.zeros((len(drafts), longest))
+        for r, (draft, kind) in enumerate(zip(drafts, kinds, strict=True)):
+            chances[r, : len(draft)] = np.cumprod(rates[kind, : len(draft)])
+        expected = len(drafts) + np.concatenate([[0.0], np.cumsum(chances.sum(axis=0))])
+        cost = CPU_PASS_OVERHEAD + len(drafts) * np.arange(1, longest + 2)
+        return int(np.argmax(expected / cost))
+
+    def _learn_lookup(self, kind: int, draft: list[int], predicted: list[int]) -> None:
+        """Count which of the draft's tokens the model's own predictions (one more than were
+        verified) tested and confirmed, whether or not they were verified."""
+        tested = 0
+        while tested < min(len(draft), len(predicted)):
+            tested += 1
+            if draft[tested - 1] != predicted[tested - 1]:
+                self._lookup_tried[kind, :tested] += 1
+                self._lookup_accepted[kind, : tested - 1] += 1
+                return
+        self._lookup_tried[kind, :tested] += 1
+        self._lookup_accepted[kind, :tested] += 1
 
     @torch.no_grad()
     def _assistant_drafts(self, rows: list[_Row], spec: SamplingSpec) -> list[list[int]]:
@@ -449,14 +541,22 @@ class HFEngine(TransformersTokenizerEngine):
         Verifying a draft costs one forward pass of a few tokens per row, about what one token
         costs while decoding is bound by reading the weights. The confirmed tokens are the ones
         greedy decoding would have produced one by one; the keys and values of rejected draft
-        tokens are masked out of the cache.
+        tokens are masked out of the cache. On a CPU, where every position costs, the drafts
+        are cut to the length that pays (`_lookup_width`).
         """
         started = time.perf_counter()
         lookup = self.draft_tokens > 0 and not spec.do_sample
+        kinds = None
         if lookup and self.assistant is not None:
             drafts = self._assistant_drafts(batch.rows, spec)
         else:
-            drafts = [self._draft(row, spec) if lookup else [] for row in batch.rows]
+            drafted = [self._draft(row, spec) if lookup else ([], 0) for row in batch.rows]
+            drafts = [draft for draft, _ in drafted]
+            kinds = [kind for _, kind in drafted]
+            full = drafts
+            if lookup:
+                room = self._lookup_width(drafts, kinds)
+                drafts = [draft[:room] for draft in drafts]
         width = 1 + max(len(draft) for draft in drafts)
         tokens = torch.full((len(batch.rows), width), self._pad_id, dtype=torch.long)
         fed = torch.zeros(len(batch.rows), width, dtype=torch.long)
@@ -478,6 +578,8 @@ class HFEngine(TransformersTokenizerEngine):
                 row.added = accepted + 1
                 batch.mask[i, columns + 1 + accepted :] = 0
                 advanced.append(accepted + 1)
+                if kinds is not None and full[i]:
+                    self._learn_lookup(kinds[i], full[i], predicted[i][: accepted + 1])
                 self.counters.draft_tokens += len(draft)
                 self.counters.accepted_draft_tokens += accepted
             batch.positions = batch.positions + torch.tensor(advanced, device=self.device)
@@ -630,6 +732,7 @@ class HFEngine(TransformersTokenizerEngine):
     ) -> _Batch:
         """Prefill the joining prompts once each, give each its n samples' rows, merge."""
         started = time.perf_counter()
+        self._prefill_shared_prefix([prompts[i] for i in joining])
         rows_in = []
         for i in joining:
             # At least the last prompt token runs: its logits give the first new token.
@@ -667,6 +770,24 @@ class HFEngine(TransformersTokenizerEngine):
             row.generated.append(token)
         self.counters.prefill_seconds += time.perf_counter() - started
         return _merge(batch, fresh).decoding(spec.max_new_tokens)
+
+    def _prefill_shared_prefix(self, prompts: list[list[int]]) -> None:
+        """Compute the prefix the joining prompts share (a task's instructions, its few-shot
+        examples) once, into the prefix cache, where each prompt's lookup then finds it: a
+        8-shot GSM8K prompt is mostly shared. Only where it saves more tokens than a pass
+        costs on its own."""
+        if len(prompts) < 2 or self.prefix_cache_bytes <= 0:
+            return
+        shared = _common_prefix(prompts)
+        # At least each prompt's last token runs with the prompt: it gives the first new token.
+        length = min(len(shared), min(len(prompt) for prompt in prompts) - 1)
+        prefix, r = self._longest_prefix(shared[:length], length)
+        if (len(prompts) - 1) * (length - r) < SHARED_PREFIX_MIN_SAVING:
+            return
+        _, computed = self._extend([(prefix, r, shared[r:length])], align="left", logits_to_keep=1)
+        self.counters.prefill_tokens += length - r
+        self.counters.reused_tokens += r
+        self._remember(self._row_prefix(computed, 0, shared[:length]))
 
     # ------------------------------------------------------------------ scoring
 
