@@ -220,30 +220,31 @@ def test_killed_run_reruns_only_missing_or_incomplete_cells(finished_run):
     kept = evaluate / "navigate" / "direct" / "results.json"
     kept_mtime = kept.stat().st_mtime
 
-    process = subprocess.Popen(
-        [
-            *SNAKEMAKE,
-            "--directory",
-            str(finished_run),
-            "--configfile",
-            str(finished_run / "config.yaml"),
-            "--cores",
-            "2",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and not any(
-        (evaluate / c / "results.json").exists() for c in removed
-    ):
-        time.sleep(0.2)
-    # Give Snakemake a moment to register the finished cell and start the next one (which takes
-    # longer than that just to load), then Ctrl-C in the middle of the grid.
-    time.sleep(3)
-    os.killpg(process.pid, signal.SIGINT)
-    process.wait(timeout=120)
+    log = finished_run / "interrupted.log"
+    with log.open("w") as handle:
+        process = subprocess.Popen(
+            [
+                *SNAKEMAKE,
+                "--directory",
+                str(finished_run),
+                "--configfile",
+                str(finished_run / "config.yaml"),
+                # One cell at a time, so that when one has finished the next has just started.
+                "--cores",
+                "1",
+            ],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        # Ctrl-C as soon as Snakemake has recorded the first cell as finished: the next one is
+        # then loading, in the middle of the grid. (A fixed pause after the first results.json
+        # raced the faster engine: all three cells could finish inside it.)
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and "(Rule: evaluate)" not in log.read_text():
+            time.sleep(0.1)
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=120)
 
     written = {c for c in removed if (evaluate / c / "results.json").exists()}
     assert written, "no cell finished before the interrupt"
