@@ -235,6 +235,8 @@ def test_killed_run_reruns_only_missing_or_incomplete_cells(finished_run):
             ],
             stdout=handle,
             stderr=subprocess.STDOUT,
+            # Snakemake's log lines reach the file as they are written, not a buffer later.
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
             start_new_session=True,
         )
         # Ctrl-C as soon as Snakemake has recorded the first cell as finished: the next one is
@@ -248,7 +250,9 @@ def test_killed_run_reruns_only_missing_or_incomplete_cells(finished_run):
 
     written = {c for c in removed if (evaluate / c / "results.json").exists()}
     assert written, "no cell finished before the interrupt"
-    assert written != set(removed), "every cell finished before the interrupt; nothing was tested"
+    assert written != set(removed), (
+        "every cell finished before the interrupt; nothing was tested\n" + log.read_text()[-3000:]
+    )
     # A cell whose results.json was written but whose job Snakemake had not yet recorded as
     # finished when the interrupt came is marked incomplete, and rightly planned again: only
     # cells that are missing or marked incomplete may be planned, and every missing one must be.
