@@ -41,7 +41,8 @@ staging targets are run first (Snakemake, which needs PyPI access).
 Measured on the 2-core development machine (x86-64, AVX2, idle; torch 2.13.0 CPU build, float32,
 2 threads), default settings, on a fresh clone, 7 min 56 s in all: paper 371.7 s (190.4
 generating, 181.4 scoring), thinkcost 98.0 s (88.8, 9.3), `speedup=3.79
-ceiling_fraction=0.296 identical=true`; earlier runs gave 4.04 and 3.87.
+ceiling_fraction=0.296 identical=true`; earlier runs gave 4.04 and 3.87. On transformers 5.19
+and the final engine code (working tree): 3.96 and 3.94, identical (see the README's Speed).
 With two threads on two busy cores PyTorch's thread pool slows a decode step
 10-30×: measure on an idle machine, or with `--threads 1`.
 """

@@ -238,6 +238,9 @@ def test_killed_run_reruns_only_missing_or_incomplete_cells(finished_run):
             # Snakemake's log lines reach the file as they are written, not a buffer later.
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
             start_new_session=True,
+            # Ctrl-C reaches Snakemake even where this test runs as a background job, whose
+            # children inherit an ignored SIGINT (nohup, `cmd &` in a script).
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         # Ctrl-C as soon as Snakemake has recorded the first cell as finished: the next one is
         # then loading, in the middle of the grid. (A fixed pause after the first results.json
