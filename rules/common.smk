@@ -1,6 +1,7 @@
 import math
 
 from thinkcost.config import (
+    TOKEN_SOURCES,
     Cell,
     all_cells,
     expand_grid,
@@ -271,11 +272,7 @@ def get_regime_pairs():
             for task in config["tasks"]
         ]
         return any(
-            entry is None
-            or any(
-                key in entry
-                for key in ("samples", "token_counts", "generated_tokens_mean")
-            )
+            entry is None or any(key in entry for key in TOKEN_SOURCES)
             for entry in entries
         )
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from thinkcost.config import TOKEN_SOURCES
+
 log = logging.getLogger(__name__)
 
 AVERAGE = "average"
@@ -348,7 +350,7 @@ def import_row(cell: dict, model: dict, entry: dict, convention: str) -> dict:
         score = table_score(entry, cell["score_column"])
     else:
         score = read_lm_eval_score(entry["results"], task_in_file, cell["metric"])
-    if any(key in entry for key in ("samples", "token_counts", "generated_tokens_mean")):
+    if any(key in entry for key in TOKEN_SOURCES):
         prompt_tokens, generated_tokens = imported_token_counts(entry, task_in_file)
     else:  # a table of scores without generations: no inference cost
         prompt_tokens = generated_tokens = float("nan")

@@ -20,6 +20,8 @@ import jsonschema
 import yaml
 
 IMPORTED = "import"
+# Where an import entry's token counts come from; an entry gives at most one.
+TOKEN_SOURCES = ("samples", "token_counts", "generated_tokens_mean")
 RUN = "run"
 
 
@@ -264,9 +266,7 @@ def check_references(config: dict) -> None:
         if "scores" in entry:
             for task in entry["scores"]["columns"]:
                 _check_defined("task", task, config["tasks"], f"imports[{i}].scores.columns")
-        token_sources = [
-            key for key in ("samples", "token_counts", "generated_tokens_mean") if key in entry
-        ]
+        token_sources = [key for key in TOKEN_SOURCES if key in entry]
         # A table of scores often comes without generations (a capability measurement, as
         # for the PCA): its cells then simply have no inference cost.
         if len(token_sources) != 1 and not ("scores" in entry and not token_sources):
