@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -155,10 +156,29 @@ def test_deleting_one_cell_resubmits_exactly_that_cell(slurm_run):
         for cell, ids in after.items()
         if set(ids) - set(before.get(cell, []))
     }
-    assert sum(len(ids) for ids in new.values()) == 1, new  # one submission, that cell's
-    (cell,) = new
-    assert "cot" in cell and "standard" not in cell
-    assert sacct_states(next(iter(new.values()))) == ["COMPLETED"]
+    # That cell and no other was submitted, and its (last) job completed.
+    assert list(new) == ["smollm2_navigate_cot"], new
+    ids = sorted(new["smollm2_navigate_cot"], key=int)
+    states = sacct_states(ids)
+    assert states[-1] == "COMPLETED", (states, run.stderr[-3000:])
+    if len(ids) > 1:
+        # Once in CI the cell's first job failed and the profile's retry (`retries: 2`)
+        # completed it; still one cell, but the reason belongs in the test report.
+        warnings.warn(
+            f"navigate/cot took {len(ids)} submissions ({dict(zip(ids, states, strict=True))}); "
+            f"Snakemake said:\n{failure_lines(run.stderr)}",
+            stacklevel=1,
+        )
+
+
+def failure_lines(log: str) -> str:
+    """Snakemake's lines about failed jobs and their reasons, for a report."""
+    keep = [
+        line
+        for line in log.splitlines()
+        if re.search(r"error|fail|exception|missing|reason|memory|timeout", line, re.IGNORECASE)
+    ]
+    return "\n".join(keep[-40:]) or log[-3000:]
 
 
 def test_a_job_killed_for_memory_is_retried_with_more(slurm_run):
