@@ -56,6 +56,18 @@ CPU_PASS_OVERHEAD = 30
 SHARED_PREFIX_MIN_SAVING = 64
 
 
+# Where a prompt-lookup draft came from, by index: none; the row's own prompt and rationale,
+# matching its last 1, 2 or 3 tokens; the rationales of the rows decoding beside it (and those
+# that finished in the same call), matching its last 3 or 4 tokens. Rationales of one task's
+# questions follow one template ("The first paragraph is: ..."), so where a row's own text has
+# no match for its last 3 tokens another row's often has: 10 % fewer decode positions in a
+# replay of 96 CoT rationales, and 15 % less decode time (bench/decode_profile.py, the default
+# tasks, identical rationales). The prior: how often each kind's first draft token was confirmed
+# on those 96 rationales (own-1 509 tries, own-2 382, own-3 6030, others-3 96, others-4 522).
+LOOKUP_KINDS = ("none", "own-1", "own-2", "own-3", "others-3", "others-4")
+LOOKUP_PRIOR = (0.0, 0.3, 0.4, 0.85, 0.85, 0.9)
+
+
 @dataclass
 class _Prefix:
     """A computed sequence: its tokens and, per layer, its keys and values [heads, seq, dim]."""
@@ -66,6 +78,20 @@ class _Prefix:
     @property
     def nbytes(self) -> int:
         return sum(k.numel() * k.element_size() * 2 for k, _ in self.kv)
+
+
+def _after_latest(searched: np.ndarray, key: np.ndarray, text: np.ndarray, room: int) -> list[int]:
+    """Up to `room` tokens of `text` after the latest occurrence of `key` in `searched` (a
+    prefix of `text`), stopping at a -1 (the end of one rationale in `_rationales`)."""
+    windows = np.lib.stride_tricks.sliding_window_view(searched, len(key))
+    ends = np.flatnonzero((windows == key).all(axis=1)) + len(key)
+    ends = ends[(ends < len(text))]
+    ends = ends[text[ends] >= 0]
+    if not ends.size:
+        return []
+    draft = text[ends[-1] : ends[-1] + room]
+    stop = np.flatnonzero(draft < 0)
+    return (draft[: stop[0]] if stop.size else draft).tolist()
 
 
 def _common_prefix(sequences: list[list[int]]) -> list[int]:
@@ -304,10 +330,10 @@ class HFEngine(TransformersTokenizerEngine):
         # that followed an earlier occurrence of the row's last tokens (prompt lookup), or,
         # with an assistant, a smaller model's greedy continuation (speculative decoding).
         self.draft_tokens = int(draft_tokens)
-        # How often prompt-lookup drafts were confirmed, per kind of match (the n of the n-gram
-        # that matched: 1, 2, 3) and draft position, given every earlier one was: accepted and
-        # tried counts, from a prior (what CoT rationales of this project's tasks gave).
-        prior = np.array([0.0, 0.6, 0.3, 0.9])[:, None].repeat(max(self.draft_tokens, 1), 1)
+        # How often prompt-lookup drafts were confirmed, per kind of match (LOOKUP_KINDS) and
+        # draft position, given every earlier one was: accepted and tried counts, from a prior
+        # (what CoT rationales of this project's tasks gave).
+        prior = np.array(LOOKUP_PRIOR)[:, None].repeat(max(self.draft_tokens, 1), 1)
         self._lookup_tried = np.full_like(prior, 4.0)
         self._lookup_accepted = prior * self._lookup_tried
         self.assistant = (
@@ -452,22 +478,39 @@ class HFEngine(TransformersTokenizerEngine):
         batch.mask = mask
         return output.logits
 
-    def _draft(self, row: _Row, spec: SamplingSpec) -> tuple[list[int], int]:
+    def _draft(self, row: _Row, spec: SamplingSpec, others: np.ndarray) -> tuple[list[int], int]:
         """Prompt lookup: the tokens that followed the latest earlier occurrence of the row's
-        last n tokens (n = 3, 2, 1), in its prompt or its own rationale; and n (0: none)."""
+        last n tokens in its prompt or its own rationale (n = 3), else in `others` (the batch's
+        rationales, see `_rationales`; n = 4, 3), else in its own text (n = 2, 1); and the
+        match's kind, an index into LOOKUP_KINDS (0: none)."""
         room = min(self.draft_tokens, spec.max_new_tokens - len(row.generated) - 1)
         if room <= 0:
             return [], 0
         context = np.asarray(row.prompt + row.generated, dtype=np.int64)
-        for n in (3, 2, 1):
-            if len(context) <= n:
-                continue
-            windows = np.lib.stride_tricks.sliding_window_view(context[:-1], n)
-            hits = np.flatnonzero((windows == context[-n:]).all(axis=1))
-            if hits.size:
-                start = int(hits[-1]) + n
-                return context[start : start + room].tolist(), n
+        # The row's own last n tokens are not an earlier occurrence: its text minus the last.
+        own = len(context) - 1
+        for n, text, searched, kind in (
+            (3, context, own, 3),
+            (4, others, len(others), 5),
+            (3, others, len(others), 4),
+            (2, context, own, 2),
+            (1, context, own, 1),
+        ):
+            if len(context) > n and searched >= n:
+                draft = _after_latest(text[:searched], context[-n:], text, room)
+                if draft:
+                    return draft, kind
         return [], 0
+
+    @staticmethod
+    def _rationales(rows: list[_Row], finished: list[list[int]]) -> np.ndarray:
+        """Every rationale so far of the running rows and of those finished, each followed by
+        -1 (no token id), in one array for `_draft` to search."""
+        flat: list[int] = []
+        for text in [row.generated for row in rows] + finished:
+            flat += text
+            flat.append(-1)
+        return np.array(flat, dtype=np.int64)
 
     def _lookup_width(self, drafts: list[list[int]], kinds: list[int]) -> int:
         """How many draft tokens per row to verify this step: on a CPU, where a pass costs
@@ -534,7 +577,7 @@ class HFEngine(TransformersTokenizerEngine):
         self.counters.assistant_seconds += time.perf_counter() - started
         return drafts
 
-    def _step(self, batch: _Batch, spec: SamplingSpec) -> None:
+    def _step(self, batch: _Batch, spec: SamplingSpec, finished: list[list[int]]) -> None:
         """One decode step for every row: its next token, or, greedy with prompt lookup, its
         next tokens, as many as the model confirms of a draft, plus one.
 
@@ -550,7 +593,8 @@ class HFEngine(TransformersTokenizerEngine):
         if lookup and self.assistant is not None:
             drafts = self._assistant_drafts(batch.rows, spec)
         else:
-            drafted = [self._draft(row, spec) if lookup else ([], 0) for row in batch.rows]
+            others = self._rationales(batch.rows, finished) if lookup else None
+            drafted = [self._draft(row, spec, others) if lookup else ([], 0) for row in batch.rows]
             drafts = [draft for draft, _ in drafted]
             kinds = [kind for _, kind in drafted]
             full = drafts
@@ -691,6 +735,7 @@ class HFEngine(TransformersTokenizerEngine):
         waiting = deque(sorted(range(len(requests)), key=lambda i: -len(prompts[i])))
         batch: _Batch | None = None
         refill_at = max(1, self.max_batch_size // 4)
+        finished: list[list[int]] = []  # rationales done in this call, for prompt lookup
         while waiting or (batch is not None and batch.rows):
             running = len(batch.rows) if batch is not None else 0
             free = self.max_batch_size - running
@@ -707,7 +752,7 @@ class HFEngine(TransformersTokenizerEngine):
                     rows_needed += requests[joining[-1]].n
                 batch = self._join(batch, joining, prompts, requests, spec)
             else:
-                self._step(batch, spec)
+                self._step(batch, spec, finished)
             done = [i for i, row in enumerate(batch.rows) if self._finished(row, spec, stop_window)]
             if done:
                 for i in done:
@@ -716,6 +761,7 @@ class HFEngine(TransformersTokenizerEngine):
                         row.generated, spec.stop, row.logprobs
                     )
                     self.counters.generated_tokens += results[row.request][row.sample].tokens
+                    finished.append(row.generated)
                     # The cache holds the prompt and every generated token but the last.
                     self._remember(self._row_prefix(batch, i, row.prompt + row.generated[:-1]))
                 keep = [i for i in range(len(batch.rows)) if i not in set(done)]
