@@ -19,7 +19,7 @@ optimizations are hybrid variants with and without a chain-of-thought trigger.
 
     .venv/bin/python bench/dry_run_grid.py [--models 25] [--tasks 20] [--optimizations 20]
 
-It takes about a minute on the 2-core development machine. Snakemake runs with --nolock, so that
+It takes under two minutes on the 2-core development machine. Snakemake runs with --nolock, so that
 a workflow running in the repository at the same time does not stop it; CPU seconds are printed
 next to wall seconds because such a neighbour slows the wall clock. The last line is
 machine-readable:
@@ -30,13 +30,13 @@ lm-eval's task names are read from a name index cached under ~/.cache/thinkcost;
 adds one scan of lm-eval's task YAMLs (about 1.5 s) to the first run.
 
 Seen on the idle 2-core development machine (Snakemake 9.27.1, Python 3.11.7), 10,000 cells
-and the PCA rules: 26.3 s wall and 17.4 CPU seconds for `-n --quiet`, 30.2 s and 21.3 for
-`-n --quiet rules`, against 10.8 s (1.8 CPU seconds) for the default config and 8.8 CPU seconds
-for the bare workflow. About 9 s of each wall time is the SLURM executor plugin's `scontrol show
-config` at Snakemake's start, waiting for a controller that is not running (the tests install
-slurm). The rest is Snakemake's work per job, including one walk of everything downstream of
-each cell (about 1.7 s here). The 10 s target is not met, and the bare workflow shows that it
-cannot be while every cell is a Snakemake job.
+and the PCA rules: 26.2 s wall and 17.3 CPU seconds for `-n --quiet`, 30.1 s and 21.2 for
+`-n --quiet rules`, against 10.5 s (1.6 CPU seconds) for the default config and 8.5 CPU seconds
+for the bare workflow. `snakemake --version` alone took 9.7 s wall: the SLURM executor plugin's
+`scontrol show config` at Snakemake's start, waiting for a controller that is not running (the
+tests install slurm). The rest is Snakemake's work per job, including one walk of everything
+downstream of each cell (about 1.7 s here). The 10 s target is not met, and the bare workflow
+shows that it cannot be while every cell is a Snakemake job.
 """
 
 from __future__ import annotations
@@ -209,6 +209,18 @@ def time_dry_run(arguments: list[str], directory: Path = REPOSITORY) -> DryRun:
     return DryRun(wall_seconds, cpu_seconds, jobs_per_rule)
 
 
+def time_start(repeats: int) -> float:
+    """Wall seconds of `snakemake --version`, the fastest of `repeats`: Snakemake's fixed cost of
+    starting (its imports, including every installed executor plugin's), before any workflow."""
+    snakemake = Path(sys.executable).with_name("snakemake")
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        subprocess.run([str(snakemake), "--version"], capture_output=True, check=True)
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
 def fastest(repeats: int, arguments: list[str], directory: Path = REPOSITORY) -> DryRun:
     """The fastest of `repeats` dry runs (the machine may be busy with other work)."""
     runs = [time_dry_run(arguments, directory) for _ in range(repeats)]
@@ -236,6 +248,7 @@ def main() -> None:
         parser.error("--models: at least 1")
     configured_cells = options.models * options.tasks * options.optimizations
 
+    start_seconds = time_start(options.repeats)
     default_summary = fastest(options.repeats, ["--quiet"])
     default_listing = fastest(options.repeats, ["--quiet", "rules"])
     with tempfile.TemporaryDirectory(prefix="thinkcost-dry-run-") as scratch:
@@ -270,6 +283,11 @@ def main() -> None:
     print(f"bare Snakemake workflow, {configured_cells} evaluate jobs and nothing else:")
     share = bare_summary.cpu_seconds / grid_summary.cpu_seconds
     print_timing("snakemake -n --quiet", bare_summary, f"({share:.0%} of the grid's CPU seconds)")
+    print(
+        f"Snakemake's start alone (snakemake --version): {start_seconds:.2f} s wall, "
+        f"included in every time above; the grid's dry run less it: "
+        f"{grid_summary.wall_seconds - start_seconds:.2f} s"
+    )
     if grid_listing.cells != configured_cells:
         raise SystemExit(f"{configured_cells} cells configured but {grid_listing.cells} planned")
     ok = grid_summary.wall_seconds < TARGET_SECONDS
