@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from thinkcost.engines import GenerationRequest, SamplingSpec, ScoreRequest, load_engine
+from thinkcost.engines import GenerationRequest, SamplingSpec, ScoreRequest, hf, load_engine
 from thinkcost.engines.hf import LOOKUP_KINDS, _after_latest, _Row
 
 PROMPTS = [
@@ -237,3 +237,29 @@ def test_drafts_from_other_rows_keep_greedy_output(smollm2_dir):
     tried = drafted._lookup_tried[:, 0] - 4.0  # the prior counts as 4 tries
     others = [LOOKUP_KINDS.index("others-3"), LOOKUP_KINDS.index("others-4")]
     assert tried[others].sum() > 0, dict(zip(LOOKUP_KINDS, tried, strict=True))
+
+
+def test_lookup_searches_only_the_latest_finished_rationales(smollm2_dir, monkeypatch):
+    # A pool of 60 tokens holds about one rationale of 48: the oldest leave as new ones finish.
+    monkeypatch.setattr(hf, "LOOKUP_POOL_TOKENS", 60)
+    prompts = [
+        f"Q: Tom has {a} red balls and {b} blue balls. How many balls does he have?\n"
+        "A: Let's think step by step."
+        for a, b in ((3, 4), (5, 2), (7, 1), (2, 9), (6, 6))
+    ]
+    spec = SamplingSpec(48, STOP)
+    requests = [GenerationRequest(p) for p in prompts]
+    drafted = engine(smollm2_dir, max_batch_size=1, draft_tokens=4)
+    pooled = []
+
+    def searched(rows, finished):
+        finished = list(finished)
+        pooled.append((len(finished), sum(len(text) for text in finished)))
+        return hf.HFEngine._rationales(rows, finished)
+
+    drafted._rationales = searched
+    plain = engine(smollm2_dir, max_batch_size=1, draft_tokens=0).generate(requests, spec)
+    assert drafted.generate(requests, spec) == plain
+    # Four rationales finished before the last question decoded; at most 60 tokens were kept.
+    assert max(tokens for _, tokens in pooled) <= 60, pooled
+    assert max(count for count, _ in pooled) >= 1, pooled

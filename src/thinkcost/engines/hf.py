@@ -22,10 +22,11 @@ so the arithmetic per token is that of the row computed alone.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,6 +67,10 @@ SHARED_PREFIX_MIN_SAVING = 64
 # on those 96 rationales (own-1 509 tries, own-2 382, own-3 6030, others-3 96, others-4 522).
 LOOKUP_KINDS = ("none", "own-1", "own-2", "own-3", "others-3", "others-4")
 LOOKUP_PRIOR = (0.0, 0.3, 0.4, 0.85, 0.85, 0.9)
+# Finished rationales that prompt lookup searches: the latest, up to this many tokens in all, so
+# that one step's search stays bounded however many questions one call holds (a whole GSM8K
+# would otherwise be searched at every step). The default cells finish under 8,000 tokens a call.
+LOOKUP_POOL_TOKENS = 16_384
 
 
 @dataclass
@@ -503,11 +508,11 @@ class HFEngine(TransformersTokenizerEngine):
         return [], 0
 
     @staticmethod
-    def _rationales(rows: list[_Row], finished: list[list[int]]) -> np.ndarray:
+    def _rationales(rows: list[_Row], finished: Iterable[list[int]]) -> np.ndarray:
         """Every rationale so far of the running rows and of those finished, each followed by
         -1 (no token id), in one array for `_draft` to search."""
         flat: list[int] = []
-        for text in [row.generated for row in rows] + finished:
+        for text in itertools.chain((row.generated for row in rows), finished):
             flat += text
             flat.append(-1)
         return np.array(flat, dtype=np.int64)
@@ -577,7 +582,7 @@ class HFEngine(TransformersTokenizerEngine):
         self.counters.assistant_seconds += time.perf_counter() - started
         return drafts
 
-    def _step(self, batch: _Batch, spec: SamplingSpec, finished: list[list[int]]) -> None:
+    def _step(self, batch: _Batch, spec: SamplingSpec, finished: Iterable[list[int]]) -> None:
         """One decode step for every row: its next token, or, greedy with prompt lookup, its
         next tokens, as many as the model confirms of a draft, plus one.
 
@@ -735,7 +740,8 @@ class HFEngine(TransformersTokenizerEngine):
         waiting = deque(sorted(range(len(requests)), key=lambda i: -len(prompts[i])))
         batch: _Batch | None = None
         refill_at = max(1, self.max_batch_size // 4)
-        finished: list[list[int]] = []  # rationales done in this call, for prompt lookup
+        finished: deque[list[int]] = deque()  # the latest rationales done, for prompt lookup
+        pooled = 0  # their tokens
         while waiting or (batch is not None and batch.rows):
             running = len(batch.rows) if batch is not None else 0
             free = self.max_batch_size - running
@@ -762,6 +768,9 @@ class HFEngine(TransformersTokenizerEngine):
                     )
                     self.counters.generated_tokens += results[row.request][row.sample].tokens
                     finished.append(row.generated)
+                    pooled += len(row.generated)
+                    while pooled > LOOKUP_POOL_TOKENS:
+                        pooled -= len(finished.popleft())
                     # The cache holds the prompt and every generated token but the last.
                     self._remember(self._row_prefix(batch, i, row.prompt + row.generated[:-1]))
                 keep = [i for i in range(len(batch.rows)) if i not in set(done)]
