@@ -21,7 +21,10 @@ report: "report/workflow.rst"
 # errors name the key at fault in one line, it refuses duplicate keys, and it checks what a
 # schema cannot (undefined optimizations, unknown lm-eval tasks, missing paths).
 validate_config(
-    config, f"{workflow.basedir}/config/schema.yaml", configfiles=workflow.configfiles
+    config,
+    f"{workflow.basedir}/config/schema.yaml",
+    configfiles=workflow.configfiles,
+    workflow_dir=workflow.basedir,
 )
 
 

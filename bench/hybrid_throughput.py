@@ -1,6 +1,6 @@
 """The hybrid chain-of-thought format two ways: the paper's stock lm-eval parts vs thinkcost.
 
-Both methods answer the same questions of the default tasks (config/config.yaml's BIG-bench
+Both methods answer the same questions of the default tasks (config/config.yaml's BBH
 tasks, formatted by lm-eval as the workflow's cells format them) under the `cot` optimization:
 the question, "Let's think step by step.", a greedy rationale of up to T new tokens that stops
 at "Q:", "Question:" or the model's own "The answer is", then "The answer is:" and every choice
@@ -36,7 +36,7 @@ Run it from the repository root (it moves there itself, as the task YAMLs need):
     .venv/bin/python bench/hybrid_throughput.py --device cuda --batch-size 128   # on a GPU
 
 The staged model and task data are read from results/stage/; when missing, the workflow's
-staging targets are run first (Snakemake, which needs PyPI access).
+staging targets are run first (Snakemake; the model comes from PyPI).
 
 Measured on the 2-core development machine (x86-64, AVX2, idle; torch 2.13.0 CPU build,
 transformers 5.19.0, float32, 2 threads), default settings, on a fresh clone, 8 min 29 s in all:
@@ -154,7 +154,6 @@ def load_settings(options: argparse.Namespace) -> Settings:
 def stage_missing(settings: Settings) -> None:
     """Run the workflow's staging targets for the model and task data that are not there."""
     from thinkcost.config import load_yaml_strict
-    from thinkcost.tasks import bigbench_file_name
 
     config = load_yaml_strict(REPO / "config/config.yaml")
     targets = []
@@ -162,8 +161,8 @@ def stage_missing(settings: Settings) -> None:
         targets.append(f"results/stage/models/{MODEL}/manifest.json")
     for name in settings.tasks:
         data = config["tasks"][name].get("data", {})
-        if "bigbench" in data:
-            targets.append(f"results/stage/data/bigbench/{bigbench_file_name(data['bigbench'])}")
+        if "bbh" in data:
+            targets.append(f"results/stage/data/bbh/{data['bbh']}.jsonl")
     missing = [target for target in targets if not (REPO / target).exists()]
     if not missing:
         return

@@ -1,6 +1,6 @@
 """Runtime optimizations side by side: precision, int8, torch.compile, prompt-lookup drafts.
 
-Every variant is a fresh `hf` engine answering the same questions (the default config's BIG-bench
+Every variant is a fresh `hf` engine answering the same questions (the default config's BBH
 tasks, formatted by lm-eval as the workflow's cells format them, as bench/hybrid_throughput.py
 loads them) under the `cot` optimization: the question, "Let's think step by step.", a greedy
 rationale of up to T new tokens that stops at "Q:", "Question:" or the model's own "The answer

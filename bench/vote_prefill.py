@@ -1,7 +1,7 @@
 """Majority@8 with one shared prefill against 8 separate requests (lm-eval's `repeats: 8`).
 
 All methods draw 8 chain-of-thought samples of the same questions (the default config's
-BIG-bench tasks, formatted by lm-eval as the workflow's cells format them, as
+BBH tasks, formatted by lm-eval as the workflow's cells format them, as
 bench/hybrid_throughput.py loads them): the question, "Let's think step by step.", up to T new
 tokens sampled at temperature 0.7 (no top-k, no top-p) that stop at "Q:", "Question:" or the
 model's own "The answer is", one call per task as the workflow's per-task cells make it.

@@ -12,7 +12,7 @@ from thinkcost.config import (
     table_optimizations,
     wildcard_pattern,
 )
-from thinkcost.tasks import bigbench_file_name
+from thinkcost.tasks import bbh_prompt_file, bbh_task_file
 
 # ---------------------------------------------------------------------------- grid
 
@@ -20,12 +20,22 @@ CELLS = expand_grid(config)
 TABLE_CELLS = all_cells(config)
 
 EVALUATE = "results/evaluate/{model}/{task}/{optimization}"
-BIGBENCH_SDIST = "results/stage/downloads/bigbench-1.0.0.tar.gz"
+BBH_STAGED = "results/stage/data/bbh/{bbh_task}"
 
 
 wildcard_constraints:
     model=wildcard_pattern(config["models"]),
     task=wildcard_pattern(config["tasks"]),
+    # The configured BBH tasks only, so that navigate.fewshot.jsonl is never a task's .jsonl;
+    # a config without BBH tasks gets a name no file has ("" would not be a valid pattern).
+    bbh_task=wildcard_pattern(
+        {
+            task["data"]["bbh"]
+            for task in config["tasks"].values()
+            if "bbh" in task.get("data", {})
+        }
+        or {"no-bbh-task"}
+    ),
     # Configured names, and the scores table's <name>@<k> of swept ones (regime plots).
     optimization=wildcard_pattern(
         {
@@ -65,19 +75,24 @@ def get_revision(model):
 # ---------------------------------------------------------------------------- tasks
 
 
-def get_bigbench_outputs():
-    return [
-        f"results/stage/data/bigbench/{bigbench_file_name(task['data']['bigbench'])}"
+def get_bbh_sources(wildcards):
+    """The BBH files a staged task is made from: the repository's copy, or `data.bbh_dir`."""
+    data = next(
+        task["data"]
         for task in config["tasks"].values()
-        if "bigbench" in task.get("data", {})
-    ]
+        if task.get("data", {}).get("bbh") == wildcards.bbh_task
+    )
+    return {
+        "questions": bbh_task_file(data["bbh_dir"], wildcards.bbh_task),
+        "exemplars": bbh_prompt_file(data["bbh_dir"], wildcards.bbh_task),
+    }
 
 
 def get_task_data(task):
     """The staged or local data an evaluation of `task` reads, or a hub-dataset marker."""
     data = config["tasks"][task].get("data", {})
-    if "bigbench" in data:
-        return f"results/stage/data/bigbench/{bigbench_file_name(data['bigbench'])}"
+    if "bbh" in data:
+        return BBH_STAGED.format(bbh_task=data["bbh"]) + ".jsonl"
     if "local" in data:
         return data["local"]
     return f"results/stage/data/hub/{task}.json"
@@ -129,7 +144,7 @@ def get_cell(wildcards):
         "lm_eval_task": lm_eval_task(config, wildcards.task),
         "metric": task["metric"],
         "limit": get_task_limit(wildcards.task),
-        "num_fewshot": task.get("num_fewshot"),
+        "num_fewshot": get_num_fewshot(wildcards),
         "knobs": get_knobs(wildcards),
         # How jobs are grouped changes no result, so it does not invalidate a cell.
         "evaluation": {
@@ -149,6 +164,16 @@ def get_cell(wildcards):
                 "params": config["models"][name]["params"],
             }
     return described
+
+
+def get_num_fewshot(wildcards):
+    """Worked examples before each question: the optimization's number, or else the task's."""
+    shots = config["optimizations"][wildcards.optimization]["num_fewshot"]
+    return (
+        shots
+        if shots is not None
+        else config["tasks"][wildcards.task].get("num_fewshot")
+    )
 
 
 def get_knobs(wildcards):

@@ -2,8 +2,7 @@
 # clusters; every evaluation job afterwards reads local files with the hub offline.
 localrules:
     stage_model,
-    download_bigbench,
-    stage_bigbench,
+    stage_bbh,
     stage_hub_dataset,
 
 
@@ -24,34 +23,19 @@ rule stage_model:
         "../scripts/stage_model.py"
 
 
-rule download_bigbench:
-    output:
-        sdist=BIGBENCH_SDIST,
-    log:
-        "results/logs/download_bigbench.log",
-    conda:
-        "../envs/analysis.yaml"
-    script:
-        "../scripts/download_bigbench.py"
-
-
-rule stage_bigbench:
+# BIG-Bench Hard's questions and 3-shot CoT exemplars as lm-eval reads them (one JSON row each).
+rule stage_bbh:
     input:
-        sdist=BIGBENCH_SDIST,
+        unpack(get_bbh_sources),
     output:
-        tasks=get_bigbench_outputs(),
+        questions=f"{BBH_STAGED}.jsonl",
+        exemplars=f"{BBH_STAGED}.fewshot.jsonl",
     log:
-        "results/logs/stage_bigbench.log",
+        "results/logs/stage_bbh/{bbh_task}.log",
     conda:
         "../envs/analysis.yaml"
-    params:
-        tasks=[
-            task["data"]["bigbench"]
-            for task in config["tasks"].values()
-            if "bigbench" in task.get("data", {})
-        ],
     script:
-        "../scripts/stage_bigbench.py"
+        "../scripts/stage_bbh.py"
 
 
 rule stage_hub_dataset:

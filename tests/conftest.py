@@ -11,6 +11,11 @@ from pathlib import Path
 
 import pytest
 
+# Nothing in the tests may reach for the hub: what a run needs is on disk or comes through pip
+# (tests/test_sources.py). Set for the session, so every Snakemake run a test starts inherits it.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 SMOLLM2_SOURCE = {
@@ -43,32 +48,26 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-DEFAULT_BIGBENCH_TASKS = (
-    "logical_deduction/three_objects",
+DEFAULT_BBH_TASKS = (
+    "logical_deduction_three_objects",
     "date_understanding",
-    "tracking_shuffled_objects/three_objects",
+    "tracking_shuffled_objects_three_objects",
     "navigate",
 )
 
 
 @pytest.fixture(scope="session")
-def bigbench_data() -> Path:
-    """The default config's BIG-bench tasks as the staging rule writes them, from the bigbench
-    sdist on PyPI, kept in the test cache (the workflow tests stage their own)."""
-    from thinkcost.tasks import (
-        BIGBENCH_REQUIREMENT,
-        bigbench_file_name,
-        download_verified,
-        extract_bigbench_tasks,
-        find_sdist,
-    )
+def bbh_data(tmp_path_factory) -> Path:
+    """The default config's BBH tasks as the staging rule writes them, from the repository's
+    data/bbh (the workflow tests stage their own)."""
+    from thinkcost.tasks import stage_bbh_task
 
-    out_dir = cache_dir() / "bigbench"
-    outputs = {task: out_dir / bigbench_file_name(task) for task in DEFAULT_BIGBENCH_TASKS}
-    if not all(path.exists() for path in outputs.values()):
-        sdist = cache_dir() / "downloads" / "bigbench-1.0.0.tar.gz"
-        if not sdist.exists():
-            download_verified(*find_sdist(*BIGBENCH_REQUIREMENT), sdist)
-        extract_bigbench_tasks(sdist, outputs)
-        sdist.unlink()  # 358 MB, needed once
+    out_dir = tmp_path_factory.mktemp("bbh")
+    for task in DEFAULT_BBH_TASKS:
+        stage_bbh_task(
+            REPO / "data" / "bbh",
+            task,
+            out_dir / f"{task}.jsonl",
+            out_dir / f"{task}.fewshot.jsonl",
+        )
     return out_dir

@@ -19,11 +19,12 @@ from thinkcost.aggregate import (
 )
 
 DATA = Path(__file__).parent / "data"
-# A results JSON written by a real lm-eval run (SmolLM2-135M-Instruct, BIG-bench
-# logical_deduction three objects, 30 questions, the hybrid format), and that cell's cost record.
+# A results JSON written by a real lm-eval run (SmolLM2-135M-Instruct, BIG-bench's
+# logical_deduction three objects before BBH, 30 questions, the hybrid format; task renamed), and
+# that cell's cost record.
 RESULTS = DATA / "lm_eval_results_logical_deduction.json"
 COST = DATA / "cost_logical_deduction.json"
-TASK = "thinkcost_bigbench_logical_deduction_three_objects"
+TASK = "thinkcost_bbh_logical_deduction_three_objects"
 
 
 def test_score_stderr_and_n_come_from_the_results_json():

@@ -31,7 +31,7 @@ BASE = {
         },
     },
     "tasks": {
-        "navigate": {"lm_eval_task": "thinkcost_bigbench_navigate", "metric": "acc,none"},
+        "navigate": {"lm_eval_task": "thinkcost_bbh_navigate", "metric": "acc,none"},
         "arc_challenge": {"metric": "acc,none"},
     },
     "optimizations": {
@@ -196,7 +196,7 @@ def test_unknown_lm_eval_task_is_refused_with_a_suggestion():
 
 
 def test_known_tasks_pass_both_ours_and_lm_evals():
-    validate(BASE)  # thinkcost_bigbench_navigate (config/tasks) and arc_challenge (lm-eval)
+    validate(BASE)  # thinkcost_bbh_navigate (config/tasks) and arc_challenge (lm-eval)
 
 
 @pytest.mark.parametrize(
@@ -249,26 +249,49 @@ def test_an_imported_task_metric_is_not_checked_against_the_yaml(tmp_path):
     validate(config)
 
 
+def test_a_bbh_task_reads_the_repositorys_copy_unless_a_directory_is_named(tmp_path):
+    config = validate(with_change("tasks.navigate.data", {"bbh": "navigate"}), check_tasks=False)
+    assert config["tasks"]["navigate"]["data"]["bbh_dir"] == str(REPO / "data" / "bbh")
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "cot-prompts").mkdir()
+    (tmp_path / "tasks" / "snarks.json").write_text('{"examples": []}')
+    (tmp_path / "cot-prompts" / "snarks.txt").write_text("")
+    data = {"bbh": "snarks", "bbh_dir": str(tmp_path)}
+    validate(with_change("tasks.navigate.data", data), check_tasks=False)
+
+
 @pytest.mark.parametrize(
-    "directory, message",
+    "data, message",
     [
         (
-            "navigatee",
-            r"'navigatee' is not a task directory of bigbench==1.0.0 \(did you mean "
-            r"'navigate'",
+            {"bbh": "navigatee"},
+            r"tasks.navigate.data.bbh: '.*data/bbh/tasks/navigatee.json' does not exist "
+            r"\(did you mean 'navigate'\?\)",
         ),
         (
-            "logical_deduction",
-            r"'logical_deduction' is not a multiple-choice task .* its multiple-choice subtasks: "
-            r"logical_deduction/five_objects, logical_deduction/seven_objects, "
-            r"logical_deduction/three_objects",
+            {"bbh": "snarks"},
+            r"tasks.navigate.data.bbh: '.*data/bbh/tasks/snarks.json' does not exist; it has "
+            r"date_understanding, logical_deduction_three_objects, navigate, "
+            r"tracking_shuffled_objects_three_objects",
         ),
+        (
+            {"bbh": "navigate", "bbh_dir": "no/such/bbh"},
+            r"tasks.navigate.data.bbh_dir: '.*no/such/bbh/tasks/navigate.json' does not exist",
+        ),
+        ({"bigbench": "navigate"}, r"tasks.navigate.data"),
     ],
 )
-def test_a_bigbench_task_is_checked_before_the_sdist_downloads(directory, message):
-    config = with_change("tasks.navigate.data", {"bigbench": directory})
-    with pytest.raises(ConfigError, match=rf"tasks.navigate.data.bigbench: {message}"):
-        validate(config, check_tasks=False)
+def test_a_bbh_task_that_is_not_on_disk_is_refused_naming_the_key(data, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(with_change("tasks.navigate.data", data), check_tasks=False)
+
+
+def test_a_bbh_task_without_its_exemplars_is_refused(tmp_path):
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "navigate.json").write_text('{"examples": []}')
+    data = {"bbh": "navigate", "bbh_dir": str(tmp_path)}
+    with pytest.raises(ConfigError, match=r"bbh_dir: .*cot-prompts/navigate.txt' \(its CoT"):
+        validate(with_change("tasks.navigate.data", data), check_tasks=False)
 
 
 def test_a_budget_beyond_a_local_models_context_is_refused(tmp_path):

@@ -20,12 +20,12 @@ TRIGGER = "Let's think step by step."
 T = 48
 LOGLIK_ABS = 2e-3  # float32 sums in another order (other kernels, other batch shapes)
 DEFAULT_TASKS = {
-    "thinkcost_bigbench_logical_deduction_three_objects": "logical_deduction_three_objects",
-    "thinkcost_bigbench_date_understanding": "date_understanding",
-    "thinkcost_bigbench_tracking_shuffled_objects_three_objects": (
+    "thinkcost_bbh_logical_deduction_three_objects": "logical_deduction_three_objects",
+    "thinkcost_bbh_date_understanding": "date_understanding",
+    "thinkcost_bbh_tracking_shuffled_objects_three_objects": (
         "tracking_shuffled_objects_three_objects"
     ),
-    "thinkcost_bigbench_navigate": "navigate",
+    "thinkcost_bbh_navigate": "navigate",
 }
 
 
@@ -59,12 +59,12 @@ def run_default_tasks(engine) -> dict:
 
 
 def test_greedy_rationales_and_answers_equal_the_hf_engines(
-    engines, bigbench_data, tmp_path, monkeypatch
+    engines, bbh_data, tmp_path, monkeypatch
 ):
     # The task YAMLs read the staged data relative to the working directory.
     staged = tmp_path / "results" / "stage" / "data"
     staged.mkdir(parents=True)
-    (staged / "bigbench").symlink_to(bigbench_data)
+    (staged / "bbh").symlink_to(bbh_data)
     monkeypatch.chdir(tmp_path)
     hf, vllm = engines
     ours, theirs = run_default_tasks(hf), run_default_tasks(vllm)

