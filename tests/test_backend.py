@@ -259,6 +259,31 @@ def test_a_retried_job_resumes_from_its_checkpoint(smollm2_dir, tmp_path):
     assert other.resumed_requests == 0
 
 
+def cut_inside_line(checkpoint, number: int) -> None:
+    """What a kill while writing line `number` leaves: the lines before it and part of it, with
+    no newline after."""
+    lines = checkpoint.read_text().splitlines()
+    checkpoint.write_text("".join(f"{line}\n" for line in lines[:number]) + lines[number][:20])
+
+
+def test_a_cell_killed_twice_mid_write_keeps_every_finished_question(smollm2_dir, tmp_path):
+    knobs = {"batch_size": 2, "trigger": TRIGGER, "max_new_tokens": T}
+    uninterrupted = backend(smollm2_dir, **knobs).loglikelihood(instances(QUESTIONS))
+    checkpoint = tmp_path / "checkpoint.jsonl"
+    backend(smollm2_dir, **knobs, checkpoint=str(checkpoint)).loglikelihood(instances(QUESTIONS))
+    cut_inside_line(checkpoint, 2)  # killed writing the second question
+    second = backend(smollm2_dir, **knobs, checkpoint=str(checkpoint))
+    second.loglikelihood(instances(QUESTIONS))
+    assert second.resumed_requests == 1
+    cut_inside_line(checkpoint, len(QUESTIONS))  # killed again, writing the last question
+    third = backend(smollm2_dir, **knobs, checkpoint=str(checkpoint))
+    results = third.loglikelihood(instances(QUESTIONS))
+    assert third.resumed_requests == len(QUESTIONS) - 1  # all but the one being written
+    assert [g for _, g in results] == [g for _, g in uninterrupted]
+    assert [s for s, _ in results] == pytest.approx([s for s, _ in uninterrupted], abs=1e-4)
+    assert len(checkpoint.read_text().splitlines()) == 1 + len(QUESTIONS)
+
+
 def test_a_resumed_sampled_cell_draws_the_samples_of_an_uninterrupted_run(smollm2_dir, tmp_path):
     """Samples are seeded per question: the questions left after a kill are drawn exactly as
     they would have been, though they now run in another batch, after other questions."""

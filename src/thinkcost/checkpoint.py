@@ -34,20 +34,31 @@ class Checkpoint:
             self.path.write_text(json.dumps({"signature": signature}) + "\n")
 
     def _load(self) -> None:
-        lines = self.path.read_text().splitlines()
+        content = self.path.read_bytes()
+        lines = content.split(b"\n")
         try:
-            header = json.loads(lines[0]) if lines else {}
+            header = json.loads(lines[0]) if len(lines) > 1 else {}
         except json.JSONDecodeError:
             header = {}
         if header.get("signature") != self.signature:
             log.warning("%s was written under other settings; starting afresh", self.path)
             return
-        for line in lines[1:]:
+        kept = len(lines[0]) + 1  # bytes of complete, readable lines
+        # The last element is what follows the last newline: empty, or a line a kill cut short.
+        for line in lines[1:-1]:
             try:
                 entry = json.loads(line)
             except json.JSONDecodeError:
                 break  # the line being written when the job was killed
             self.records[entry["key"]] = entry["record"]
+            kept += len(line) + 1
+        if kept < len(content):
+            # Appending after a torn line would glue the next record onto it, and every later
+            # attempt would stop reading there: cut the file back to its last complete line.
+            log.warning("%s: dropping %d bytes of a line cut short", self.path, len(content) - kept)
+            partial = self.path.with_name(self.path.name + ".tmp")
+            partial.write_bytes(content[:kept])
+            os.replace(partial, self.path)
         log.info("%s: resuming after %d finished requests", self.path, len(self.records))
 
     @staticmethod
