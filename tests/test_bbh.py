@@ -71,9 +71,12 @@ def test_three_shot_prompts_are_the_bbh_papers_cot_prompts(task, bbh_data, monke
     assert lm_task.fewshot_context(doc, num_fewshot=0) == (
         f"{description}\n\nQ: {doc['input']}\nA:"
     )
-    # The choices are the option labels; the gold one is BBH's target.
+    # The choices are the option texts; the gold one is written on the line of BBH's target.
     target = json.loads((BBH / "tasks" / f"{task}.json").read_text())["examples"][0]["target"]
-    assert lm_task.doc_to_choice(doc)[lm_task.doc_to_target(doc)] == target
+    (line,) = [line for line in doc["input"].splitlines() if line.endswith(target)] or [
+        line for line in doc["input"].splitlines() if line.startswith(f"{target} ")
+    ]
+    assert line.endswith(lm_task.doc_to_choice(doc)[lm_task.doc_to_target(doc)])
 
 
 def test_a_staged_exemplar_names_the_option_its_rationale_ends_on(bbh_data):

@@ -71,6 +71,12 @@ def device_name(device: str) -> str:
     return f"{platform.processor() or platform.machine()} CPU ({os.cpu_count()} cores)"
 
 
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def peak_memory_bytes(device: str) -> int:
     import torch
 
@@ -314,6 +320,8 @@ def evaluate_cell(
         "model_memory_bytes": runtime.get("model_memory_bytes"),
         "compile_warmup_seconds": runtime.get("compile_warmup_seconds"),
         "runtime": runtime,
+        # The seconds above are those of this many CPU threads (the job's `threads`).
+        "cpu_threads": torch_threads(),
     }
 
     output["thinkcost"] = provenance
