@@ -145,6 +145,8 @@ def cell_row(
         "source": "run",
         "lm_eval_task": cost["lm_eval_task"],
         "unanswered": cost.get("unanswered", 0),
+        # Questions whose prompt lost its start to fit the context (costs count what was kept).
+        "truncated_prompts": cost.get("truncated_prompts", 0),
         "samples_per_request": cost.get("samples_per_request", 1),
         "forward_passes": cost.get("forward_passes"),
         "generated_tokens_per_second": cost.get("generated_tokens_per_second"),
@@ -368,6 +370,7 @@ def import_row(cell: dict, model: dict, entry: dict, convention: str) -> dict:
         "source": "import",
         "lm_eval_task": cell["lm_eval_task"],
         "unanswered": float("nan"),
+        "truncated_prompts": float("nan"),
     }
 
 
@@ -422,6 +425,7 @@ def add_averages(scores: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
         ):
             row[column] = group[column].mean()
         row["unanswered"] = group["unanswered"].sum()
+        row["truncated_prompts"] = group["truncated_prompts"].sum()
         if "sweep_of" in group and group["sweep_of"].notna().all():  # one k of a sweep
             row.update({column: first[column] for column in ("sweep_of", "k", "vote", "estimate")})
             row["coverage"] = group["coverage"].mean()

@@ -63,6 +63,11 @@ class Generation:
     # sample's own sequence log-likelihood, free with generation. None: the engine gave none.
     # Not part of equality: the same tokens from another batch shape differ in the last bits.
     logprob: float | None = field(default=None, compare=False)
+    # A draft model's passes for it (speculative decoding): the tokens they processed, and
+    # the sum of L·(L+1) over them, L each pass's context length (Kaplan's attention term of
+    # those passes is n_layer·d_model times that). Zero without a draft model.
+    assistant_tokens: int = field(default=0, compare=False)
+    assistant_pairs: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,12 @@ class Engine(ABC):
     @abstractmethod
     def score(self, requests: Sequence[ScoreRequest]) -> list[list[tuple[float, bool]]]:
         """(log-likelihood, is-greedy) of every continuation of every request."""
+
+    def prompt_limit(self, max_new_tokens: int) -> int:
+        """The most prompt tokens a generation keeps: a longer prompt loses its start, so that
+        prompt and budget fit the context. Both engines cut this way, and the cost record
+        counts what is kept (`RequestCost.truncated` says it was cut)."""
+        return max(1, self.max_length - max_new_tokens)
 
     def runtime(self) -> dict:
         """What the cost record keeps of the engine's runtime (resident weights, quantization,

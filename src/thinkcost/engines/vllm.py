@@ -140,7 +140,7 @@ class VLLMEngine(TransformersTokenizerEngine):
         from vllm.inputs import TokensPrompt
 
         started = time.perf_counter()
-        prompt_limit = max(1, self.max_length - spec.max_new_tokens)
+        prompt_limit = self.prompt_limit(spec.max_new_tokens)
         prompts = [self.tokenize(r.prompt)[-prompt_limit:] for r in requests]
         params = [
             SamplingParams(
