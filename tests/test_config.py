@@ -245,8 +245,20 @@ def test_an_imported_task_metric_is_not_checked_against_the_yaml(tmp_path):
     results = tmp_path / "results.json"
     results.write_text("{}")
     config = with_change("tasks.arc_challenge.metric", "acc")
-    config["grid"] = {"exclude": [{"task": "arc_challenge"}]}
+    # Every arc_challenge cell imported, none run: the YAML's metric list does not apply.
+    config["imports"] = [
+        {"model": model, "optimization": optimization, "task": "arc_challenge",
+         "results": str(results), "generated_tokens_mean": 0.0}
+        for model in config["models"]
+        for optimization in config["optimizations"]
+    ]  # fmt: skip
     validate(config)
+    # The same metric on a cell that runs is checked, and refused.
+    config["imports"] = config["imports"][1:]
+    with pytest.raises(
+        ConfigError, match=r"tasks.arc_challenge.metric: .* reports no metric 'acc'"
+    ):
+        validate(config)
 
 
 def test_a_bbh_task_reads_the_repositorys_copy_unless_a_directory_is_named(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -211,7 +212,7 @@ def test_student_t_interval_is_wider_than_normal():
     rows.append(score_row("m0", "F", 19.5, "cot", line_score(21.0)))
     scores = pd.DataFrame(rows)
     family_fits = fits.fit_family_scaling(scores)
-    normal = fits.train_equivalent_flops(scores, family_fits).iloc[0]
+    normal = fits.train_equivalent_flops(scores, family_fits, interval="normal").iloc[0]
     student = fits.train_equivalent_flops(scores, family_fits, interval="student-t").iloc[0]
     assert student["train_equivalent_flops"] == normal["train_equivalent_flops"]
     assert student["train_equivalent_flops_low"] < normal["train_equivalent_flops_low"]
@@ -876,3 +877,17 @@ def test_identical_baseline_scores_count_as_flat():
     assert fits.fit_family_scaling(scores).loc[0, "status"] == fits.STATUS_SLOPE_NOT_POSITIVE
     result = fits.train_equivalent_flops(scores, fits.fit_family_scaling(scores)).iloc[0]
     assert result["status"] == fits.STATUS_SLOPE_NOT_POSITIVE
+
+
+def test_the_library_and_the_config_have_one_interval_default():
+    """train_equivalent_flops called directly gives what the workflow's table gives."""
+    import inspect
+
+    from thinkcost.config import load_yaml_strict
+    from thinkcost.fits import DEFAULT_INTERVAL, train_equivalent_flops, train_equivalent_table
+
+    schema = load_yaml_strict(Path(__file__).resolve().parents[1] / "config" / "schema.yaml")
+    interval = schema["properties"]["analysis"]["properties"]["interval"]["default"]
+    assert interval == DEFAULT_INTERVAL == "student-t"
+    for function in (train_equivalent_flops, train_equivalent_table):
+        assert inspect.signature(function).parameters["interval"].default == DEFAULT_INTERVAL

@@ -71,12 +71,16 @@ def test_the_compiled_forward_is_the_one_generation_calls(tiny_model_dir):
     assert runtime["compiled_calls"] == compiled.counters.forward_passes > 0
     # … which compiled at least one graph, the warm-up timed apart.
     assert runtime["compiled_graphs"] >= 1 and runtime["compile_warmup_seconds"] > 0
-    # A second run reuses the graphs: more calls, no more warm-up than a recompile.
-    calls, warmup = runtime["compiled_calls"], runtime["compile_warmup_seconds"]
+    # Once warm (a second run may still compile the dynamic-shape graph of a shape the first
+    # met once), a run reuses the graphs: more calls, no new graph and no more warm-up.
     assert compiled.generate(requests, SPEC) == expected
-    assert compiled.runtime()["compiled_calls"] > calls
+    warm = compiled.runtime()
+    assert compiled.generate(requests, SPEC) == expected
+    again = compiled.runtime()
+    assert again["compiled_calls"] > warm["compiled_calls"]
+    assert again["compiled_graphs"] == warm["compiled_graphs"]
+    assert again["compile_warmup_seconds"] == warm["compile_warmup_seconds"]
     assert "compiled_calls" not in eager.runtime()
-    assert compiled.runtime()["compile_warmup_seconds"] >= warmup
 
 
 def test_a_gpu_without_bfloat16_is_refused_before_the_model_loads(monkeypatch, tmp_path):
@@ -118,3 +122,47 @@ def test_assisted_decoding_gives_plain_greedy_decodings_output(smollm2_dir, tiny
         assert acceptance[0] <= rate <= acceptance[1], (assistant, rate)
         if assistant == smollm2_dir:  # accepted drafts are decode steps that did not run
             assert counters.forward_passes < plain.counters.forward_passes
+
+
+def test_a_draft_models_passes_are_charged_to_the_questions_they_ran_for(
+    smollm2_dir, tiny_model_dir, tmp_path
+):
+    """Each question carries its draft model's tokens in its own cost record: they add up to
+    the engine's count of the draft model's passes, and a resumed cell's questions, whose
+    passes ran in an earlier attempt, carry the same as an uninterrupted cell's."""
+    from lm_eval.api.instance import Instance
+
+    from thinkcost.backend import ThinkcostLM
+
+    questions = [(p, [" 5", " blue"]) for p in PROMPTS] + [("Q: Is fire cold?\nA:", [" no"])]
+    requests = [
+        Instance("loglikelihood", {}, (context, choice), i, ("toy", d, 1))
+        for d, (context, choices) in enumerate(questions)
+        for i, choice in enumerate(choices)
+    ]
+
+    def backend(**options):
+        return ThinkcostLM(
+            pretrained=str(smollm2_dir), device="cpu", dtype="float32", max_new_tokens=12,
+            batch_size=1, draft_tokens=3, assistant=str(tiny_model_dir), **options,
+        )  # fmt: skip
+
+    whole = backend()
+    whole.loglikelihood(requests)
+    tokens = [c.assistant_tokens for c in whole.request_costs]
+    assert all(t > 0 for t in tokens)
+    assert sum(tokens) == whole.engine.counters.assistant_forward_tokens
+
+    checkpoint = tmp_path / "checkpoint.jsonl"
+    backend(checkpoint=str(checkpoint)).loglikelihood(requests)
+    lines = checkpoint.read_text().splitlines()
+    checkpoint.write_text("\n".join(lines[:2]) + "\n")  # killed after the first question
+    resumed = backend(checkpoint=str(checkpoint))
+    resumed.loglikelihood(requests)
+    assert resumed.resumed_requests == 1
+    assert [c.assistant_tokens for c in resumed.request_costs] == tokens
+    assert [c.assistant_pairs for c in resumed.request_costs] == [
+        c.assistant_pairs for c in whole.request_costs
+    ]
+    # This attempt's own passes are those of the questions it ran, not all of them.
+    assert resumed.engine.counters.assistant_forward_tokens == sum(tokens[1:])

@@ -164,7 +164,14 @@ def test_a_separate_scorer_ranks_the_samples_and_its_cost_is_counted_apart(smoll
                 assert scorer_score == pytest.approx(own_score, abs=1e-4)
                 compared += 1
     assert compared
-    assert scored["score"] == results["acc,none"]
+    # The cell's score, recomputed from its samples: best-of-n answers each question with its
+    # highest-scored sample (the earlier one on a tie), right where that is the gold sentence.
+    right = []
+    for sample in samples:
+        voted = sample["thinkcost_samples"]
+        best = max(range(3), key=lambda i: (voted["scores"][i], -i))
+        right.append(voted["answers"][best] == {"1": 0, "2": 1}[sample["doc"]["answer"]])
+    assert scored["score"] == pytest.approx(np.mean(right)) == results["acc,none"]
     assert own["scorer_tokens_mean"] == 0 and own["scorer_flops_per_request_paper"] == 0
     assert own["scorer_engine"] == {}
     # The scorer read each prompt once and every sample after it: 2·N per token (paper).

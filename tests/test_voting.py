@@ -136,3 +136,39 @@ def test_sweep_rows_average_questions_and_k_equal_to_all_samples_is_the_plain_vo
     assert four["coverage"] == 1.0 and one["coverage"] == pytest.approx(0.5)
     assert four["stderr"] == pytest.approx(np.std([0.0, 1.0], ddof=1) / math.sqrt(2))
     assert {r["estimate"] for r in rows} == {"exact"}
+
+
+def brute_weighted(answers, scores, subset):
+    """The weighted rule written out: summed exp(score), then best score, then first."""
+    weight = {}
+    for i in subset:
+        weight[answers[i]] = weight.get(answers[i], 0.0) + math.exp(scores[i])
+    best = {a: max(scores[i] for i in subset if answers[i] == a) for a in weight}
+    first = {a: min(subset.index(i) for i in subset if answers[i] == a) for a in weight}
+    return max(weight, key=lambda a: (weight[a], best[a], -first[a]))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_weighted_at_k_is_the_mean_over_every_subset(seed):
+    rng = np.random.default_rng(seed)
+    n = 7
+    answers = rng.integers(0, 3, n).tolist()
+    scores = rng.normal(size=n).tolist()
+    correct = [a == 0 for a in answers]
+    for k in range(1, n + 1):
+        subsets = [list(s) for s in itertools.combinations(range(n), k)]
+        expected = np.mean([brute_weighted(answers, scores, s) == 0 for s in subsets])
+        got = vote_at_k("weighted", answers, scores, correct, k)
+        assert got.method == "exact"
+        assert got.value == pytest.approx(expected, abs=1e-12)
+
+
+def test_the_marginal_vote_averages_the_choice_probabilities():
+    from thinkcost.strategies import vote_marginal
+
+    # Two samples: one 0.6/0.4 for choices A/B, one 0.2/0.8. Mean probabilities 0.4 and 0.6, so
+    # B wins, though each sample's own answer (A, then B) is a tie for a majority vote.
+    per_sample = np.log([[0.6, 0.4], [0.2, 0.8]])
+    marginal = vote_marginal(per_sample)
+    assert [value for value, _ in marginal] == pytest.approx(np.log([0.4, 0.6]), abs=1e-12)
+    assert max(range(2), key=lambda i: marginal[i][0]) == 1

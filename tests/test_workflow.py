@@ -378,6 +378,9 @@ def test_analysis_outputs_and_the_report(finished_run):
     assert report.returncode == 0, report.stderr[-3000:]
     html = (finished_run / "report.html").read_text(errors="ignore")
     assert "regime" in html.lower() and len(html) > 100_000
+    # The methods paragraph states the settings that change numbers, not a Python dict.
+    assert f"T = {T} tokens" in html and f"the first {LIMIT} questions" in html
+    assert "'max_new_tokens'" not in html and "gpu_memory_utilization" not in html
 
 
 def test_the_staged_bbh_task_is_the_repositorys_copy(finished_run):

@@ -29,6 +29,10 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import optimize, stats
 
+# The quantile of every interval on train-equivalent FLOPs unless told otherwise: Student-t keeps
+# its coverage in families of few models (config/schema.yaml's analysis.interval has the same).
+DEFAULT_INTERVAL = "student-t"
+
 # --- Status strings ------------------------------------------------------------------------------
 # They are part of the output contract (results/tables/*.csv), so they live in one place.
 STATUS_OK = "ok"
@@ -440,7 +444,7 @@ def train_equivalent_flops(
     task: str = "average",
     extrapolation_factor: float = 10.0,
     confidence: float = 0.95,
-    interval: str = "normal",
+    interval: str = DEFAULT_INTERVAL,
     score_col: str = "score",
     stderr_col: str = "stderr",
     flops_col: str = "train_flops",
@@ -1083,7 +1087,7 @@ def train_equivalent_table(
     baseline: str = "standard",
     extrapolation_factor: float = 10.0,
     confidence: float = 0.95,
-    interval: str = "student-t",
+    interval: str = DEFAULT_INTERVAL,
     task: str = "average",
     training_throughput: float = DEFAULT_TRAINING_THROUGHPUT,
 ) -> pd.DataFrame:
