@@ -115,3 +115,31 @@ def test_shape_from_a_transformers_config():
     assert ModelShape.from_config(1.35e8, config) == ModelShape(1.35e8, 30, 576)
     gpt_neox_style = {"n_layer": 12, "n_embd": 768}
     assert ModelShape.from_config(1.6e8, gpt_neox_style) == ModelShape(1.6e8, 12, 768)
+
+
+def test_a_draft_models_passes_count_in_both_conventions():
+    # A 3-token prompt; the draft model ran two passes for it, over 3 and then 4 tokens (no
+    # cache): 7 tokens, and Σ L·(L+1) = 3·4 + 4·5 = 32. The model generated 2 tokens.
+    draft = ModelShape(params=1000, n_layer=2, d_model=4)
+    cost = RequestCost(
+        "t", 0, prompt_tokens=3, generated=[2], answer=[[1]], assistant_tokens=7, assistant_pairs=32
+    )
+    record = summarize(
+        [cost],
+        SHAPE,
+        wall_seconds=1.0,
+        generation_seconds=1.0,
+        forward_passes=3,
+        forward_tokens=6,
+        device="cpu",
+        peak_memory_bytes=0,
+        assistant_shape=draft,
+    )
+    # Paper: 2·100·2 for the model's tokens + 2·1000·7 for the draft model's = 400 + 14,000.
+    assert record["assistant_flops_per_request_paper"] == 14_000
+    assert record["inference_flops_per_request_paper"] == 400 + 14_000
+    # Full: the draft model's passes with their attention term, 14,000 + 2·4·32 = 14,256, on top
+    # of the model's own (prefill 696, decode 544 and a 1-token choice 296, as above).
+    assert record["assistant_flops_per_request_full"] == 14_256
+    assert record["inference_flops_per_request_full"] == 696 + 544 + 296 + 14_256
+    assert record["assistant_tokens_mean"] == 7

@@ -72,6 +72,10 @@ class RequestCost:
     # Where each branch starts, in tokens past the prompt: a tree search's step grows from its
     # parent's path. Empty: every branch starts at the prompt (k samples).
     branch_starts: list[int] = field(default_factory=list)
+    # A draft model's passes (speculative decoding) for this request's samples: the tokens they
+    # processed and Σ L·(L+1) over them (see Generation).
+    assistant_tokens: int = 0
+    assistant_pairs: int = 0
 
     @property
     def generated_tokens(self) -> int:
@@ -124,6 +128,18 @@ def scorer_flops(cost: RequestCost, shape: ModelShape | None, convention: str = 
     )
 
 
+def assistant_flops(cost: RequestCost, shape: ModelShape | None, convention: str) -> float:
+    """A draft model's FLOPs for one request: 2·N_draft per token its passes processed (paper),
+    plus the attention term of each pass (full). It keeps no cache, so every pass reads the
+    row's whole context."""
+    if shape is None or not cost.assistant_tokens:
+        return 0.0
+    total = 2.0 * shape.params * cost.assistant_tokens
+    if convention == "full":
+        total += shape.n_layer * shape.d_model * float(cost.assistant_pairs)
+    return total
+
+
 def summarize(
     costs: list[RequestCost],
     shape: ModelShape,
@@ -136,11 +152,13 @@ def summarize(
     engine_counters: dict | None = None,
     scorer_shape: ModelShape | None = None,
     scorer_counters: dict | None = None,
+    assistant_shape: ModelShape | None = None,
 ) -> dict:
     """The per-cell cost record: means per request, totals, and both FLOP conventions.
 
-    The inference FLOPs include a separate scorer model's (`scorer_shape`), which are also
-    given alone (`scorer_flops_per_request_*`)."""
+    The inference FLOPs include a separate scorer model's (`scorer_shape`) and a draft model's
+    (`assistant_shape`), which are also given alone (`scorer_flops_per_request_*`,
+    `assistant_flops_per_request_*`)."""
     if not costs:
         raise ValueError("no requests were evaluated; nothing to cost")
     prompt = np.array([c.prompt_tokens for c in costs], dtype=float)
@@ -148,8 +166,14 @@ def summarize(
     scorer = {
         conv: np.array([scorer_flops(c, scorer_shape, conv) for c in costs]) for conv in CONVENTIONS
     }
+    assistant = {
+        conv: np.array([assistant_flops(c, assistant_shape, conv) for c in costs])
+        for conv in CONVENTIONS
+    }
     flops = {
-        conv: np.array([request_flops(c, shape, conv) for c in costs]) + scorer[conv]
+        conv: np.array([request_flops(c, shape, conv) for c in costs])
+        + scorer[conv]
+        + assistant[conv]
         for conv in CONVENTIONS
     }
     n = len(costs)
@@ -175,6 +199,10 @@ def summarize(
         "scorer_flops_per_request_paper": float(scorer["paper"].mean()),
         "scorer_flops_per_request_full": float(scorer["full"].mean()),
         "scorer_params": scorer_shape.params if scorer_shape else None,
+        "assistant_tokens_mean": float(np.mean([c.assistant_tokens for c in costs])),
+        "assistant_flops_per_request_paper": float(assistant["paper"].mean()),
+        "assistant_flops_per_request_full": float(assistant["full"].mean()),
+        "assistant_params": assistant_shape.params if assistant_shape else None,
         "params": shape.params,
         "n_layer": shape.n_layer,
         "d_model": shape.d_model,

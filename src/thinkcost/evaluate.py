@@ -213,6 +213,11 @@ def evaluate_cell(
         if scorer
         else None
     )
+    assistant_shape = (
+        ModelShape.from_config(assistant["params"], Path(assistant_dir) / "config.json")
+        if assistant
+        else None
+    )
     manager = task_manager(task, evaluation["task_paths"])
     metric_name, _, filter_name = metric.partition(",")
     filter_name = filter_name or "none"
@@ -275,6 +280,7 @@ def evaluate_cell(
         forward_tokens=model.forward_tokens,
         engine_counters=model.engine.counters.as_dict(),
         scorer_shape=scorer_shape,
+        assistant_shape=assistant_shape,
         scorer_counters=model.scorer.counters.as_dict() if model.scorer else None,
         device=device_name(arguments["device"]),
         peak_memory_bytes=peak_memory_bytes(arguments["device"]),
@@ -306,15 +312,6 @@ def evaluate_cell(
         "draft_acceptance_rate": counters.accepted_draft_tokens / counters.draft_tokens
         if counters.draft_tokens
         else None,
-        # An assistant model's forward FLOPs (2·N per token it processed), per request; the
-        # FLOP conventions count the model's own tokens, which assisted decoding leaves as
-        # they were.
-        "assistant_flops_per_request": 2.0
-        * float(assistant["params"])
-        * counters.assistant_forward_tokens
-        / len(costs)
-        if assistant
-        else 0.0,
         # The weights as stored (int8 counts one byte a weight) and a compiled forward's
         # warm-up, apart from the steady state that wall_seconds mostly is.
         "model_memory_bytes": runtime.get("model_memory_bytes"),
@@ -331,6 +328,14 @@ def evaluate_cell(
         sample["thinkcost_generations"] = [g.__dict__ for g in generations]
         if (sample["task"], sample["doc_id"]) in model.samples:
             sample["thinkcost_samples"] = model.samples[(sample["task"], sample["doc_id"])]
+    if record["truncated_prompts"]:
+        log.warning(
+            "%d of %d questions had their prompt cut from the start to fit the model's context "
+            "(%d tokens); their costs count the tokens kept (truncated_prompts in scores.csv)",
+            record["truncated_prompts"],
+            len(costs),
+            model.engine.max_length,
+        )
     if knobs.get("sweep") and not missing_metric:
         record["sweep"] = cell_sweep(
             leaf_tasks,

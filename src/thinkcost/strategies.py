@@ -218,11 +218,24 @@ def whole_question(contexts: Sequence[str], continuations: Sequence[str]) -> str
     return f"{shared}{WHOLE_QUESTION}\n{options}\n"
 
 
-def _prompt_cost(engine: Engine, prompt: str) -> RequestCost:
+def _prompt_cost(engine: Engine, prompt: str, keeps: int) -> RequestCost:
+    """A request's prompt as the engine computes it: at most `keeps` tokens, the rest of a
+    longer prompt cut from its start (and flagged), so its FLOPs count only what was computed."""
     tokens = len(engine.tokenize(prompt))
     return RequestCost(
-        task="", doc_id=-1, prompt_tokens=tokens, truncated=tokens > engine.max_length
+        task="", doc_id=-1, prompt_tokens=min(tokens, keeps), truncated=tokens > keeps
     )
+
+
+def _draft_model_cost(cost: RequestCost, samples: Sequence[Generation]) -> None:
+    """What a draft model computed for the question's samples goes in its own cost record."""
+    cost.assistant_tokens = sum(g.assistant_tokens for g in samples)
+    cost.assistant_pairs = sum(g.assistant_pairs for g in samples)
+
+
+def _scoring_keeps(engine: Engine, choice_tokens: Sequence[int]) -> int:
+    """The context tokens a scoring request keeps: room for its longest choice."""
+    return max(1, engine.max_length - max(choice_tokens, default=0))
 
 
 def _choice_tokens(engine: Engine, choices: Sequence[str]) -> list[int]:
@@ -240,11 +253,12 @@ class Direct:
         for question, choice_scores in zip(questions, scores, strict=True):
             if question.choice_contexts:  # lm-eval's own contexts, as its partial scoring
                 shared, endings = split_contexts(question.choice_contexts)
-                cost = _prompt_cost(engine, shared)
-                cost.answer = [_choice_tokens(engine, _joined(endings, question.choices))]
+                answer = _choice_tokens(engine, _joined(endings, question.choices))
+                cost = _prompt_cost(engine, shared, _scoring_keeps(engine, answer))
             else:
-                cost = _prompt_cost(engine, question.context)
-                cost.answer = [_choice_tokens(engine, question.choices)]
+                answer = _choice_tokens(engine, question.choices)
+                cost = _prompt_cost(engine, question.context, _scoring_keeps(engine, answer))
+            cost.answer = [answer]
             answers.append(Answer(scores=choice_scores, cost=cost))
         return answers
 
@@ -312,8 +326,9 @@ class Hybrid:
             per_sample = scored[position : position + len(samples)]
             position += len(samples)
             loglik = np.array([[s for s, _ in choice_scores] for choice_scores in per_sample])
-            cost = _prompt_cost(engine, prompt)
+            cost = _prompt_cost(engine, prompt, engine.prompt_limit(self.spec.max_new_tokens))
             cost.generated = [g.tokens for g in samples]
+            _draft_model_cost(cost, samples)
             choices = question.choices
             if question.choice_contexts:
                 choices = [" " + c for c in _joined(self._endings(question), choices)]
@@ -422,8 +437,9 @@ class FreeForm:
             for position, (index, prompt, samples) in enumerate(
                 zip(members, prompts, generations, strict=True)
             ):
-                cost = _prompt_cost(engine, prompt)
+                cost = _prompt_cost(engine, prompt, engine.prompt_limit(spec.max_new_tokens))
                 cost.generated = [g.tokens for g in samples]
+                _draft_model_cost(cost, samples)
                 cost.answer = [[] for _ in samples]
                 answer = Answer(text=samples[0].text, generations=samples, cost=cost)
                 if len(samples) > 1:

@@ -214,6 +214,8 @@ class _Row:
     generated: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)  # of each generated token
     added: int = 1  # tokens the last step appended
+    assistant_tokens: int = 0  # what the draft model's passes processed for this row …
+    assistant_pairs: int = 0  # … and Σ L·(L+1) over them (Generation says why)
 
 
 @dataclass
@@ -577,6 +579,10 @@ class HFEngine(TransformersTokenizerEngine):
             ).logits[:, -1]
             for j, token in zip(active, logits.argmax(dim=-1).tolist(), strict=True):
                 drafts[j].append(token)
+                # Each row's own cost, so that its question carries it (a resumed cell too).
+                length = len(contexts[j]) + step
+                rows[j].assistant_tokens += length
+                rows[j].assistant_pairs += length * (length + 1)
             self.counters.assistant_forward_passes += 1
             self.counters.assistant_forward_tokens += int(mask.sum())
         self.counters.assistant_seconds += time.perf_counter() - started
@@ -731,7 +737,7 @@ class HFEngine(TransformersTokenizerEngine):
     def generate(
         self, requests: Sequence[GenerationRequest], spec: SamplingSpec
     ) -> list[list[Generation]]:
-        prompt_limit = max(1, self.max_length - spec.max_new_tokens)
+        prompt_limit = self.prompt_limit(spec.max_new_tokens)
         prompts = [self.tokenize(r.prompt)[-prompt_limit:] or [self._pad_id] for r in requests]
         # A stop string of c characters spans at most c tokens, plus a partial one each side.
         stop_window = max((len(s) for s in spec.stop), default=0) + 2
@@ -763,9 +769,10 @@ class HFEngine(TransformersTokenizerEngine):
             if done:
                 for i in done:
                     row = batch.rows[i]
-                    results[row.request][row.sample] = self.cut(
-                        row.generated, spec.stop, row.logprobs
-                    )
+                    generation = self.cut(row.generated, spec.stop, row.logprobs)
+                    generation.assistant_tokens = row.assistant_tokens
+                    generation.assistant_pairs = row.assistant_pairs
+                    results[row.request][row.sample] = generation
                     self.counters.generated_tokens += results[row.request][row.sample].tokens
                     finished.append(row.generated)
                     pooled += len(row.generated)
@@ -865,14 +872,17 @@ class HFEngine(TransformersTokenizerEngine):
 
         # Every context but its last token, computed once (or found in the prefix cache). A
         # short remainder (the answer prefix after a cached rationale) is cheaper to run again
-        # with each continuation than in a pass of its own.
+        # with each of two continuations than in a pass of its own; with three or more (BBH's
+        # option texts: up to six after each sample) the pass of its own costs fewer tokens,
+        # and it is one batched pass for every such context.
         heads: list[tuple[_Prefix | None, int]] = []
         missing = []
-        for index, (context, _) in enumerate(contexts):
+        for index, (context, members) in enumerate(contexts):
             prefix, r = self._longest_prefix(context, len(context) - 1)
             self.counters.reused_tokens += r
             heads.append((prefix, r))
-            if r < len(context) - 1 - SHORT_REMAINDER:
+            remainder = len(context) - 1 - r
+            if remainder > SHORT_REMAINDER or (remainder > 0 and len(members) > 2):
                 missing.append(index)
         for chunk in self._chunks(missing, lambda index: len(contexts[index][0])):
             rows = [
