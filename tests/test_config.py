@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
@@ -295,6 +296,17 @@ def test_a_bbh_task_reads_the_repositorys_copy_unless_a_directory_is_named(tmp_p
 )
 def test_a_bbh_task_that_is_not_on_disk_is_refused_naming_the_key(data, message):
     with pytest.raises(ConfigError, match=message):
+        validate(with_change("tasks.navigate.data", data), check_tasks=False)
+
+
+def test_a_free_form_bbh_task_is_refused_with_the_lm_eval_task_to_use(tmp_path):
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "cot-prompts").mkdir()
+    free_form = {"examples": [{"input": "How many apples? I have 2 and 3.", "target": "5"}]}
+    (tmp_path / "tasks" / "object_counting.json").write_text(json.dumps(free_form))
+    (tmp_path / "cot-prompts" / "object_counting.txt").write_text("")
+    data = {"bbh": "object_counting", "bbh_dir": str(tmp_path)}
+    with pytest.raises(ConfigError, match=r"bbh_dir: BBH task 'object_counting' is free-form"):
         validate(with_change("tasks.navigate.data", data), check_tasks=False)
 
 

@@ -545,7 +545,7 @@ SHIPPED_BBH = "data/bbh"
 def resolve_bbh_tasks(config: dict, base_dir: Path, workflow_dir: Path) -> None:
     """Each BBH task's directory made explicit (the repository's copy unless `bbh_dir` names
     another), and its questions and exemplars checked now, not when its staging job runs."""
-    from thinkcost.tasks import bbh_prompt_file, bbh_task_problem
+    from thinkcost.tasks import bbh_choice_problem, bbh_prompt_file, bbh_task_problem
 
     for name, task in config["tasks"].items():
         data = task.get("data", {})
@@ -557,6 +557,8 @@ def resolve_bbh_tasks(config: dict, base_dir: Path, workflow_dir: Path) -> None:
             raise ConfigError(f"{key}: {problem}")
         if not (prompts := bbh_prompt_file(base_dir / data["bbh_dir"], data["bbh"])).is_file():
             raise ConfigError(f"{key}: {str(prompts)!r} (its CoT exemplars) does not exist")
+        if problem := bbh_choice_problem(base_dir / data["bbh_dir"], data["bbh"]):
+            raise ConfigError(f"{key}: {problem}")
 
 
 # The config attributes lm-eval reads a context length from, in its order

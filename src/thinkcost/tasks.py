@@ -173,6 +173,18 @@ def bbh_task_problem(bbh_dir: str | Path, task: str) -> str | None:
     return f"{str(path)!r} does not exist{hint}{listed}"
 
 
+def bbh_choice_problem(bbh_dir: str | Path, task: str) -> str | None:
+    """Why `task` is not a multiple-choice task we can stage (its first question lists no
+    options: a free-form task), or None."""
+    examples = json.loads(bbh_task_file(bbh_dir, task).read_text()).get("examples") or []
+    if examples and not bbh_options(examples[0]["input"])[0]:
+        return (
+            f"BBH task {task!r} is free-form (its questions list no options); run it as "
+            f"lm-eval's own bbh_cot_fewshot_{task} or bbh_zeroshot_{task}, without data"
+        )
+    return None
+
+
 def bbh_options(question: str) -> tuple[list[str], list[str]]:
     """The option labels and texts written in a BBH question after its "Options:" line:
     `(A) 12/25/1937` gives label `(A)` and text `12/25/1937`; navigate's `- Yes` is its own
