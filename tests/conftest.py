@@ -42,6 +42,19 @@ def smollm2_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def vllm_engine(smollm2_dir):
+    """One vLLM engine for every test that needs one (float32, a 2,048-token context). vllm
+    0.32.0 cannot start a second engine in a process once its n-gram speculation has imported
+    numba: the kernel scan of a new engine trips over llvmlite's objects (AttributeError:
+    '_lib_fn_wrapper' object has no attribute 'get'). Created at first use, before
+    tests/test_engine_vllm.py's speculative-decoding test starts its own."""
+    pytest.importorskip("vllm")
+    from thinkcost.engines import load_engine
+
+    return load_engine("vllm", str(smollm2_dir), dtype="float32", max_length=2048)
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not (SHARED_DATA / "gsm8k" / "test.jsonl").exists():
         pytest.fail(f"the shared test data is missing: expected {SHARED_DATA}")

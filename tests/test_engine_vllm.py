@@ -30,10 +30,9 @@ DEFAULT_TASKS = {
 
 
 @pytest.fixture(scope="module")
-def engines(smollm2_dir):
-    vllm = load_engine("vllm", str(smollm2_dir), dtype="float32", max_length=2048)
+def engines(smollm2_dir, vllm_engine):
     hf = load_engine("hf", str(smollm2_dir), dtype="float32", max_batch_size=8)
-    return hf, vllm
+    return hf, vllm_engine
 
 
 def samples(model: ThinkcostLM, task: str, task_dir: Path, limit: int = 3) -> list[dict]:
@@ -185,32 +184,3 @@ def test_votes_and_tree_search_run_on_vllm_with_the_hf_engines_scores(engines):
     (first,), (again,) = searched.answer(vllm, [question]), searched.answer(vllm, [question])
     assert sum(first.cost.generated) <= 24
     assert [g.text for g in first.generations] == [g.text for g in again.generations]
-
-
-def test_vllms_own_ngram_speculation_keeps_greedy_output(engines, smollm2_dir):
-    """An optimization's `assistant: {prompt_lookup_num_tokens: 3}` on the vllm engine is
-    vLLM's n-gram speculative decoding: the greedy rationales stay those of plain decoding,
-    and the drafts proposed and accepted are counted."""
-    _, plain = engines
-    speculative = load_engine(
-        "vllm",
-        str(smollm2_dir),
-        dtype="float32",
-        max_length=2048,
-        speculative={
-            "method": "ngram",
-            "num_speculative_tokens": 3,
-            "prompt_lookup_max": 3,
-            "prompt_lookup_min": 1,
-        },
-    )
-    prompts = [
-        "Q: Repeat after me: the cat sat on the mat, the cat sat on the mat.\nA:",
-        "Q: List the numbers 1, 2, 3, 4, 5, 6, 7, 8.\nA:",
-    ]
-    spec = SamplingSpec(max_new_tokens=32, stop=("Q:",))
-    requests = [GenerationRequest(p) for p in prompts]
-    assert speculative.generate(requests, spec) == plain.generate(requests, spec)
-    counters = speculative.counters
-    assert counters.draft_tokens > 0
-    assert 0 < counters.accepted_draft_tokens <= counters.draft_tokens

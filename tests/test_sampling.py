@@ -9,8 +9,6 @@ from transformers' logits, not by the engines' code.
 
 from __future__ import annotations
 
-import gc
-
 import numpy as np
 import pytest
 import torch
@@ -47,13 +45,8 @@ def next_token_distribution(reference, temperature: float, top_p: float) -> np.n
 @pytest.fixture(scope="module", params=["hf", "vllm"])
 def engine(request, smollm2_dir):
     if request.param == "vllm":
-        pytest.importorskip("vllm")
-        loaded = load_engine("vllm", str(smollm2_dir), dtype="float32", max_length=256)
-    else:
-        loaded = load_engine("hf", str(smollm2_dir), device="cpu", dtype="float32")
-    yield loaded
-    del loaded  # vLLM's key/value cache goes with it, before the next module loads another
-    gc.collect()
+        return request.getfixturevalue("vllm_engine")  # the one per process (conftest.py)
+    return load_engine("hf", str(smollm2_dir), device="cpu", dtype="float32")
 
 
 def first_tokens(engine, temperature: float, top_p: float) -> list[str]:
