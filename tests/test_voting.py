@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections import Counter
 
 import numpy as np
 import pytest
@@ -47,12 +46,15 @@ def test_an_unknown_rule_or_mismatched_inputs_are_refused():
         pick("majority", ["a", "b"], [0.0])
 
 
-def brute_majority(answers, scores, subset):
-    """The documented rule, written out independently: votes, then best score, then first."""
-    counts = Counter(answers[i] for i in subset)
-    best = {a: max(scores[i] for i in subset if answers[i] == a) for a in counts}
-    first = {a: min(subset.index(i) for i in subset if answers[i] == a) for a in counts}
-    return max(counts, key=lambda a: (counts[a], best[a], -first[a]))
+def brute_vote(answers, scores, subset, weight=lambda score: 1.0):
+    """The documented rules written out independently: each answer's summed weight (1 a vote
+    for majority, exp(score) for weighted), then its best score, then the answer given first."""
+    tally = {}
+    for i in subset:
+        tally[answers[i]] = tally.get(answers[i], 0.0) + weight(scores[i])
+    best = {a: max(scores[i] for i in subset if answers[i] == a) for a in tally}
+    first = {a: min(subset.index(i) for i in subset if answers[i] == a) for a in tally}
+    return max(tally, key=lambda a: (tally[a], best[a], -first[a]))
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -64,7 +66,7 @@ def test_majority_at_k_is_the_mean_over_every_subset(seed):
     correct = [a == 0 for a in answers]
     for k in range(1, n + 1):
         subsets = [list(s) for s in itertools.combinations(range(n), k)]
-        expected = np.mean([brute_majority(answers, scores, s) == 0 for s in subsets])
+        expected = np.mean([brute_vote(answers, scores, s) == 0 for s in subsets])
         got = vote_at_k("majority", answers, scores, correct, k)
         assert got.method == "exact"
         assert got.value == pytest.approx(expected, abs=1e-12)
@@ -138,16 +140,6 @@ def test_sweep_rows_average_questions_and_k_equal_to_all_samples_is_the_plain_vo
     assert {r["estimate"] for r in rows} == {"exact"}
 
 
-def brute_weighted(answers, scores, subset):
-    """The weighted rule written out: summed exp(score), then best score, then first."""
-    weight = {}
-    for i in subset:
-        weight[answers[i]] = weight.get(answers[i], 0.0) + math.exp(scores[i])
-    best = {a: max(scores[i] for i in subset if answers[i] == a) for a in weight}
-    first = {a: min(subset.index(i) for i in subset if answers[i] == a) for a in weight}
-    return max(weight, key=lambda a: (weight[a], best[a], -first[a]))
-
-
 @pytest.mark.parametrize("seed", range(5))
 def test_weighted_at_k_is_the_mean_over_every_subset(seed):
     rng = np.random.default_rng(seed)
@@ -157,7 +149,7 @@ def test_weighted_at_k_is_the_mean_over_every_subset(seed):
     correct = [a == 0 for a in answers]
     for k in range(1, n + 1):
         subsets = [list(s) for s in itertools.combinations(range(n), k)]
-        expected = np.mean([brute_weighted(answers, scores, s) == 0 for s in subsets])
+        expected = np.mean([brute_vote(answers, scores, s, math.exp) == 0 for s in subsets])
         got = vote_at_k("weighted", answers, scores, correct, k)
         assert got.method == "exact"
         assert got.value == pytest.approx(expected, abs=1e-12)
