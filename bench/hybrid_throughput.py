@@ -178,8 +178,8 @@ def stage_missing(settings: Settings) -> None:
 
 def load_questions(task: str, settings: Settings, limit: int | None) -> list:
     """The task's first `limit` questions, formatted as lm-eval formats its requests."""
-    from thinkcost.strategies import Question
-    from thinkcost.tasks import task_manager
+    from thinkcost.config.tasks import task_manager
+    from thinkcost.inference.strategies import Question
 
     loaded = task_manager(task, settings.task_paths).load([task])["tasks"][task]
     if loaded.get_config("num_fewshot") is None:  # as lm-eval's simple_evaluate does
@@ -305,7 +305,7 @@ def run_paper(
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 
-    from thinkcost.strategies import generation_prompt, scoring_context
+    from thinkcost.inference.strategies import generation_prompt, scoring_context
 
     result = MethodResult("paper")
     with stopwatch(options.device) as load:
@@ -400,7 +400,7 @@ def run_thinkcost(
 ) -> tuple[MethodResult, object, float]:
     """Our result, the engine (for its counters) and the strategy's seconds per answer call."""
     from thinkcost.engines import SamplingSpec, load_engine
-    from thinkcost.strategies import Hybrid
+    from thinkcost.inference.strategies import Hybrid
 
     result = MethodResult(label)
     with stopwatch(options.device) as load:

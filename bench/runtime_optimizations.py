@@ -109,7 +109,7 @@ import hybrid_throughput as common
 
 from thinkcost.engines import GenerationRequest, SamplingSpec, ScoreRequest, load_engine
 from thinkcost.engines.runtime import RuntimeSettingError
-from thinkcost.strategies import Hybrid, Question
+from thinkcost.inference.strategies import Hybrid, Question
 
 DEFAULT_LIMIT = 8  # questions per task: 32 questions
 DEFAULT_MAX_NEW_TOKENS = 128
@@ -191,7 +191,7 @@ class Task:
 
 def load_task(task: str, settings: common.Settings, limit: int | None) -> Task:
     """As hybrid_throughput.load_questions, keeping each question's document."""
-    from thinkcost.tasks import task_manager
+    from thinkcost.config.tasks import task_manager
 
     loaded = task_manager(task, settings.task_paths).load([task])["tasks"][task]
     if loaded.get_config("num_fewshot") is None:  # as lm-eval's simple_evaluate does
@@ -570,7 +570,7 @@ def main() -> None:
         name: load_task(task, settings, options.limit) for name, task in settings.tasks.items()
     }
     count = sum(len(t.questions) for t in tasks.values())
-    from thinkcost.evaluate import device_name
+    from thinkcost.evaluate.cell import device_name
 
     print(
         f"{count} questions ({', '.join(f'{n} {len(t.questions)}' for n, t in tasks.items())}), "

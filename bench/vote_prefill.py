@@ -85,7 +85,7 @@ import hybrid_throughput as common
 
 from thinkcost.engines import EngineCounters, GenerationRequest, SamplingSpec, load_engine
 from thinkcost.engines.base import cut_generation
-from thinkcost.strategies import Hybrid, generation_prompt
+from thinkcost.inference.strategies import Hybrid, generation_prompt
 
 SAMPLES = 8  # majority@8, lm-eval's repeats: 8
 TEMPERATURE = 0.7

@@ -12,7 +12,7 @@ from thinkcost.config import (
     table_optimizations,
     wildcard_pattern,
 )
-from thinkcost.tasks import bbh_prompt_file, bbh_task_file
+from thinkcost.config.tasks import bbh_prompt_file, bbh_task_file
 
 # ---------------------------------------------------------------------------- grid
 

@@ -1,6 +1,6 @@
 import torch
 
-from thinkcost.evaluate import evaluate_cell
+from thinkcost.evaluate.cell import evaluate_cell
 from thinkcost.logs import log_to
 
 # The guard: the vllm engine starts its engine process with spawn, which re-imports this script.

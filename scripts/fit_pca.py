@@ -1,7 +1,7 @@
 import pandas as pd
 
+from thinkcost.analysis.pca import observational_scaling
 from thinkcost.logs import log_to
-from thinkcost.pca import observational_scaling
 
 settings = snakemake.params.pca
 with log_to(snakemake.log[0]):

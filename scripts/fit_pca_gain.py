@@ -1,7 +1,7 @@
 import pandas as pd
 
+from thinkcost.analysis.pca import gain_fits, optimization_gains
 from thinkcost.logs import log_to
-from thinkcost.pca import gain_fits, optimization_gains
 
 with log_to(snakemake.log[0]):
     gains = optimization_gains(

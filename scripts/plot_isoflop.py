@@ -1,7 +1,7 @@
 import pandas as pd
 
+from thinkcost.figures.plots import plot_isoflop, save_figure
 from thinkcost.logs import log_to
-from thinkcost.plots import plot_isoflop, save_figure
 
 with log_to(snakemake.log[0]):
     figure = plot_isoflop(pd.read_csv(snakemake.input.scores), pd.read_csv(snakemake.input.fits))

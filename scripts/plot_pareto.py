@@ -1,7 +1,7 @@
 import pandas as pd
 
+from thinkcost.figures.plots import pareto_cost_column, plot_pareto, save_figure
 from thinkcost.logs import log_to
-from thinkcost.plots import pareto_cost_column, plot_pareto, save_figure
 
 with log_to(snakemake.log[0]):
     scores = pd.read_csv(snakemake.input.scores)

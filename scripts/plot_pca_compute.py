@@ -1,8 +1,8 @@
 import pandas as pd
 
+from thinkcost.figures.pca import plot_pca_compute
+from thinkcost.figures.plots import save_figure
 from thinkcost.logs import log_to
-from thinkcost.pca_plots import plot_pca_compute
-from thinkcost.plots import save_figure
 
 with log_to(snakemake.log[0]):
     figure = plot_pca_compute(

@@ -1,7 +1,7 @@
 import pandas as pd
 
+from thinkcost.figures.plots import plot_regime, save_figure, select_row
 from thinkcost.logs import log_to
-from thinkcost.plots import plot_regime, save_figure, select_row
 
 with log_to(snakemake.log[0]):
     table = pd.read_csv(snakemake.input.table)

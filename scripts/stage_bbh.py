@@ -1,7 +1,7 @@
 from pathlib import Path
 
+from thinkcost.config.tasks import stage_bbh_task
 from thinkcost.logs import log_to
-from thinkcost.tasks import stage_bbh_task
 
 with log_to(snakemake.log[0]):
     stage_bbh_task(

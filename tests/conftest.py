@@ -73,7 +73,7 @@ DEFAULT_BBH_TASKS = (
 def bbh_data(tmp_path_factory) -> Path:
     """The default config's BBH tasks as the staging rule writes them, from the repository's
     data/bbh (the workflow tests stage their own)."""
-    from thinkcost.tasks import stage_bbh_task
+    from thinkcost.config.tasks import stage_bbh_task
 
     out_dir = tmp_path_factory.mktemp("bbh")
     for task in DEFAULT_BBH_TASKS:

@@ -14,9 +14,9 @@ import torch
 from lm_eval.api.instance import Instance
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from thinkcost.backend import ThinkcostLM
 from thinkcost.engines import GenerationRequest, SamplingSpec
-from thinkcost.strategies import generation_prompt, scoring_context, whole_question
+from thinkcost.inference.backend import ThinkcostLM
+from thinkcost.inference.strategies import generation_prompt, scoring_context, whole_question
 
 REPO = Path(__file__).resolve().parents[1]
 QUESTIONS = [
@@ -317,7 +317,7 @@ WINOGRANDE_LOCAL = "thinkcost_winogrande_local"  # tests/tasks/winogrande_local.
 def run_winogrande_local(model):
     import lm_eval
 
-    from thinkcost.tasks import task_manager
+    from thinkcost.config.tasks import task_manager
 
     return lm_eval.simple_evaluate(
         model=model,
@@ -397,7 +397,7 @@ def test_under_a_chat_template_the_rationale_and_the_answer_continue_the_assista
 ):
     import lm_eval
 
-    from thinkcost.tasks import task_manager
+    from thinkcost.config.tasks import task_manager
 
     tokenizer, model = reference
     hybrid = backend(smollm2_dir, batch_size=4, trigger=TRIGGER, max_new_tokens=T)
@@ -437,7 +437,7 @@ def test_under_a_chat_template_a_free_form_answer_is_the_assistant_turn(
 ):
     import lm_eval
 
-    from thinkcost.tasks import task_manager
+    from thinkcost.config.tasks import task_manager
 
     tokenizer, model = reference
     freeform = backend(smollm2_dir, batch_size=2, trigger=TRIGGER, max_new_tokens=16)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from thinkcost.tasks import bbh_options, stage_bbh_task
+from thinkcost.config.tasks import bbh_options, stage_bbh_task
 
 REPO = Path(__file__).resolve().parents[1]
 BBH = REPO / "data" / "bbh"
@@ -45,7 +45,7 @@ def test_every_shipped_question_is_staged_with_its_gold_option(task, bbh_data):
 
 def lm_eval_task(name: str, staged: Path, monkeypatch):
     """Our lm-eval task `name`, reading the staged files (relative to the working directory)."""
-    from thinkcost.tasks import task_manager
+    from thinkcost.config.tasks import task_manager
 
     workdir = staged.parent / "work"
     (workdir / "results" / "stage" / "data").mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from thinkcost.checkpoint import Checkpoint
+from thinkcost.inference.checkpoint import Checkpoint
 
 SIGNATURE = {"model": "m", "seed": 1}
 

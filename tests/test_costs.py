@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from thinkcost.costs import ModelShape, RequestCost, attention_flops, request_flops, summarize
-from thinkcost.sweeps import subset_costs
+from thinkcost.inference.costs import (
+    ModelShape,
+    RequestCost,
+    attention_flops,
+    request_flops,
+    summarize,
+)
+from thinkcost.inference.sweeps import subset_costs
 
 # A toy model small enough to add up by hand: N = 100, 2 layers, d_model = 4, so Kaplan's
 # attention term is 2·n_layer·t·d_model = 16·t FLOPs for a token with t tokens of context.

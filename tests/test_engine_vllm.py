@@ -12,8 +12,8 @@ import pytest
 
 pytest.importorskip("vllm", reason="the vllm engine's tests need `make install-vllm`")
 
-from thinkcost.backend import ThinkcostLM
 from thinkcost.engines import GenerationRequest, SamplingSpec, load_engine
+from thinkcost.inference.backend import ThinkcostLM
 
 REPO = Path(__file__).resolve().parents[1]
 TRIGGER = "Let's think step by step."
@@ -39,7 +39,7 @@ def samples(model: ThinkcostLM, task: str, task_dir: Path, limit: int = 3) -> li
     """lm-eval's per-sample log of `task` (its YAML in `task_dir`), first `limit` questions."""
     import lm_eval
 
-    from thinkcost.tasks import task_manager
+    from thinkcost.config.tasks import task_manager
 
     output = lm_eval.simple_evaluate(
         model=model,
@@ -152,9 +152,9 @@ def test_votes_and_tree_search_run_on_vllm_with_the_hf_engines_scores(engines):
     """The strategies use only generate and score, so they run on vLLM unchanged: a sample's
     score there equals the hf engine's on the same text, the vote follows the documented rule,
     and a seeded tree search keeps its budget and repeats."""
-    from thinkcost.strategies import Hybrid, Question, generation_prompt, sample_scores
-    from thinkcost.tree_search import SearchSettings
-    from thinkcost.voting import ranking
+    from thinkcost.inference.strategies import Hybrid, Question, generation_prompt, sample_scores
+    from thinkcost.inference.tree_search import SearchSettings
+    from thinkcost.inference.voting import ranking
 
     hf, vllm = engines
     question = Question(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from thinkcost.config import apply_schema
-from thinkcost.evaluate import evaluate_cell
+from thinkcost.evaluate.cell import evaluate_cell
 
 REPO = Path(__file__).resolve().parents[1]
 TASK = "thinkcost_winogrande_local"  # tests/tasks/winogrande_local.yaml, 4 questions

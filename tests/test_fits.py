@@ -1,4 +1,4 @@
-"""Unit tests for thinkcost.fits on synthetic tables whose true answers are known."""
+"""Unit tests for thinkcost.analysis.fits on synthetic tables whose true answers are known."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from thinkcost import fits
+from thinkcost.analysis import fits
 
 SLOPE = 0.06  # score points per decade of training FLOPs
 INTERCEPT = -0.9
@@ -883,8 +883,12 @@ def test_the_library_and_the_config_have_one_interval_default():
     """train_equivalent_flops called directly gives what the workflow's table gives."""
     import inspect
 
+    from thinkcost.analysis.fits import (
+        DEFAULT_INTERVAL,
+        train_equivalent_flops,
+        train_equivalent_table,
+    )
     from thinkcost.config import load_yaml_strict
-    from thinkcost.fits import DEFAULT_INTERVAL, train_equivalent_flops, train_equivalent_table
 
     schema = load_yaml_strict(Path(__file__).resolve().parents[1] / "config" / "schema.yaml")
     interval = schema["properties"]["analysis"]["properties"]["interval"]["default"]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from thinkcost.pca import (
+from thinkcost.analysis.pca import (
     STATUS_CONSTANT_COMPUTE,
     STATUS_OK,
     STATUS_TOO_FEW,
@@ -233,7 +233,7 @@ def test_gains_are_the_average_differences_regressed_on_pc1():
 
 
 def test_the_gain_figure_draws_the_fit_its_band_and_where_it_pays():
-    from thinkcost.pca_plots import plot_pca_gain
+    from thinkcost.figures.pca import plot_pca_gain
 
     scores = synthetic_scores()
     gains = optimization_gains(

@@ -1,4 +1,4 @@
-"""Tests for thinkcost.plots: each figure draws what the tables say."""
+"""Tests for thinkcost.figures.plots: each figure draws what the tables say."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from thinkcost import fits, plots
+from thinkcost.analysis import fits
+from thinkcost.figures import plots
 
 
 def by_gid(ax, gid: str):

@@ -132,7 +132,7 @@ def test_a_draft_models_passes_are_charged_to_the_questions_they_ran_for(
     passes ran in an earlier attempt, carry the same as an uninterrupted cell's."""
     from lm_eval.api.instance import Instance
 
-    from thinkcost.backend import ThinkcostLM
+    from thinkcost.inference.backend import ThinkcostLM
 
     questions = [(p, [" 5", " blue"]) for p in PROMPTS] + [("Q: Is fire cold?\nA:", [" no"])]
     requests = [

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from thinkcost.config import apply_schema
-from thinkcost.evaluate import evaluate_cell
+from thinkcost.evaluate.cell import evaluate_cell
 
 REPO = Path(__file__).resolve().parents[1]
 K = 4

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from thinkcost.engines import SamplingSpec, load_engine
-from thinkcost.strategies import FreeForm, Hybrid, Question
-from thinkcost.tree_search import SearchSettings, allocate
+from thinkcost.inference.strategies import FreeForm, Hybrid, Question
+from thinkcost.inference.tree_search import SearchSettings, allocate
 
 QUESTIONS = [
     Question(

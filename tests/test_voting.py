@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from thinkcost import voting
-from thinkcost.voting import SampledQuestion, best_of_k, pass_at_k, pick, sweep, vote_at_k
+from thinkcost.inference import voting
+from thinkcost.inference.voting import SampledQuestion, best_of_k, pass_at_k, pick, sweep, vote_at_k
 
 
 def test_majority_takes_the_most_common_answer_whatever_the_scores():
@@ -156,7 +156,7 @@ def test_weighted_at_k_is_the_mean_over_every_subset(seed):
 
 
 def test_the_marginal_vote_averages_the_choice_probabilities():
-    from thinkcost.strategies import vote_marginal
+    from thinkcost.inference.strategies import vote_marginal
 
     # Two samples: one 0.6/0.4 for choices A/B, one 0.2/0.8. Mean probabilities 0.4 and 0.6, so
     # B wins, though each sample's own answer (A, then B) is a tie for a majority vote.

@@ -1,7 +1,7 @@
 """What every engine offers: token-level primitives over one loaded model, and their counters.
 
 An engine is one loaded model. It knows nothing of lm-eval, questions or votes; a strategy
-(`thinkcost.strategies`) turns a question into engine calls. Two primitives suffice for every
+(`inference.strategies`) turns a question into engine calls. Two primitives suffice for every
 strategy we run, and both map one-to-one onto vLLM's offline API:
 
 - `generate`: n continuations per prompt under a `SamplingSpec` (budget, stop strings, greedy or

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from thinkcost.costs import ModelShape, summarize
-from thinkcost.sweeps import answer_extractor, cell_sweep, vote_key
+from thinkcost.inference.costs import ModelShape, summarize
+from thinkcost.inference.sweeps import answer_extractor, cell_sweep, vote_key
 
 log = logging.getLogger(__name__)
 
@@ -194,8 +194,8 @@ def evaluate_cell(
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     import lm_eval
 
-    from thinkcost.backend import ThinkcostLM
-    from thinkcost.tasks import task_manager
+    from thinkcost.config.tasks import task_manager
+    from thinkcost.inference.backend import ThinkcostLM
 
     # A separate scorer model: its staged directory and parameter count.
     scorer_dir = scorer["model_dir"] if scorer else None

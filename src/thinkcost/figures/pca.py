@@ -1,5 +1,5 @@
 """The observational-scaling figures: the PCA's loadings, PC1 against training compute per
-family, and each optimization's gain against PC1 (see `thinkcost.pca`)."""
+family, and each optimization's gain against PC1 (see `thinkcost.analysis.pca`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from thinkcost.pca import STATUS_OK, gain_fit
+from thinkcost.analysis.pca import STATUS_OK, gain_fit
 
 GAIN_BAND_POINTS = 100
 

@@ -8,7 +8,7 @@ strategy is one new class here, tested on constructed inputs and end to end on a
 - `Direct`: the paper's direct format, each choice scored after the question;
 - `Hybrid`: the paper's hybrid format, k rationales per question (one prefill, k samples), each
   followed by the answer prefix and every choice scored; the k samples combined by a vote
-  (`thinkcost.voting`'s majority, weighted or best-of-n, or the soft `marginal`): one sample
+  (`voting`'s majority, weighted or best-of-n, or the soft `marginal`): one sample
   passes through unchanged;
 - `FreeForm`: generate the answer after the trigger (GSM8K); the task's filters extract it; k
   samples vote on their extracted answers.
@@ -28,8 +28,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from thinkcost import tree_search, voting
-from thinkcost.costs import RequestCost
 from thinkcost.engines.base import (
     Engine,
     Generation,
@@ -37,7 +35,9 @@ from thinkcost.engines.base import (
     SamplingSpec,
     ScoreRequest,
 )
-from thinkcost.tree_search import SearchResult, SearchSettings
+from thinkcost.inference import tree_search, voting
+from thinkcost.inference.costs import RequestCost
+from thinkcost.inference.tree_search import SearchResult, SearchSettings
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def _marginal(per_sample: np.ndarray) -> np.ndarray:
     return np.logaddexp.reduce(per_sample, axis=0) - math.log(per_sample.shape[0])
 
 
-# Rules over the samples' answers and scores (thinkcost.voting), and the soft vote over the
+# Rules over the samples' answers and scores (`voting`), and the soft vote over the
 # choice probabilities, which needs neither.
 VOTE_RULES = (*voting.RULES, "marginal")
 SCORES = ("mean", "sum")

@@ -513,7 +513,7 @@ def lm_eval_task(config: dict, task: str) -> str:
 def check_task_names(config: dict, base_dir: Path) -> None:
     """Every configured lm-eval task must be one lm-eval knows (with our include paths), and
     its metric one the task reports: a typo found after the evaluation would cost its compute."""
-    from thinkcost.tasks import metric_matches, reported_metrics, unknown_task_names
+    from thinkcost.config.tasks import metric_matches, reported_metrics, unknown_task_names
 
     include = [base_dir / path for path in config["evaluation"]["task_paths"]]
     wanted = {lm_eval_task(config, task): task for task in config["tasks"]}
@@ -545,7 +545,7 @@ SHIPPED_BBH = "data/bbh"
 def resolve_bbh_tasks(config: dict, base_dir: Path, workflow_dir: Path) -> None:
     """Each BBH task's directory made explicit (the repository's copy unless `bbh_dir` names
     another), and its questions and exemplars checked now, not when its staging job runs."""
-    from thinkcost.tasks import bbh_choice_problem, bbh_prompt_file, bbh_task_problem
+    from thinkcost.config.tasks import bbh_choice_problem, bbh_prompt_file, bbh_task_problem
 
     for name, task in config["tasks"].items():
         data = task.get("data", {})

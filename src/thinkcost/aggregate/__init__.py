@@ -157,7 +157,7 @@ def cell_row(
 
 def sweep_rows(row: dict, cost: dict, convention: str) -> list[dict]:
     """A swept cell's rows, one per k, named `<optimization>@<k>` (from its cost record's
-    `sweep`, which `thinkcost.sweeps` wrote): the vote's expected score over every subset of k
+    `sweep`, which `inference.sweeps` wrote): the vote's expected score over every subset of k
     of the K samples, with its coverage (pass@k) and the tokens and FLOPs of k samples.
 
     Seconds were measured for all K samples together: the k = K row has them, the others none

@@ -3,7 +3,7 @@
 A cell that draws K samples per question (`num_samples: K, sweep: [1, 2, 4, …]`) is worth one
 scores-table row per k, each with its own cost, without running anything again: each sample's
 answer is judged alone by lm-eval's own `process_results` (multiple choice: the sample's choice
-log-likelihoods; free form: its text through the metric's filter), and `thinkcost.voting`
+log-likelihoods; free form: its text through the metric's filter), and `thinkcost.inference.voting`
 averages the vote over every subset of k samples. Cost per k: the prompt prefilled once, k/K of
 the samples' generated and answer tokens (the expectation over subsets).
 """
@@ -16,8 +16,14 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from thinkcost.costs import ModelShape, RequestCost, request_flops, scorer_flops, tokens_flops
-from thinkcost.voting import SampledQuestion, sweep
+from thinkcost.inference.costs import (
+    ModelShape,
+    RequestCost,
+    request_flops,
+    scorer_flops,
+    tokens_flops,
+)
+from thinkcost.inference.voting import SampledQuestion, sweep
 
 
 def _filter_ensemble(task, filter_name: str):

@@ -3,7 +3,7 @@
 The figures are built with ``matplotlib.figure.Figure`` directly rather than through pyplot, so
 nothing here touches pyplot's global state or needs a display: saving renders with the Agg
 backend (PNG) or the PDF backend. Only :func:`save_figure` writes files. The numbers come from
-:mod:`thinkcost.fits`; these functions only draw them, apart from the lines of the regime plot,
+:mod:`thinkcost.analysis.fits`; these functions only draw them, apart from the lines of the regime plot,
 which are the lifetime-cost formulas written out.
 """
 
@@ -22,7 +22,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from thinkcost.fits import (
+from thinkcost.analysis.fits import (
     POOLED_OPTIMIZATION,
     STATUS_NO_INFERENCE_FLOPS,
     STATUS_NO_SECONDS,

@@ -5,7 +5,7 @@ checkpoint a retried job resumes from, the per-question cost records and the rat
 work is done by two layers it only configures:
 
 - an **engine** (`thinkcost.engines`): one loaded model and its token-level primitives;
-- a **strategy** (`thinkcost.strategies`): how a question becomes engine calls and an answer —
+- a **strategy** (`inference.strategies`): how a question becomes engine calls and an answer —
   `Direct` (the paper's direct format), `Hybrid` (generate up to T tokens after an optional
   trigger, append "The answer is:", score every choice; k samples combined by a vote) or
   `FreeForm` (generate the answer; lm-eval's filters extract it).
@@ -24,11 +24,18 @@ from dataclasses import asdict, replace
 from lm_eval.api.model import TemplateLM
 from lm_eval.api.registry import register_model
 
-from thinkcost.checkpoint import Checkpoint
-from thinkcost.costs import RequestCost
 from thinkcost.engines import Engine, Generation, SamplingSpec, load_engine
-from thinkcost.strategies import Answer, Direct, FreeForm, Hybrid, Question, whole_question
-from thinkcost.tree_search import SearchSettings
+from thinkcost.inference.checkpoint import Checkpoint
+from thinkcost.inference.costs import RequestCost
+from thinkcost.inference.strategies import (
+    Answer,
+    Direct,
+    FreeForm,
+    Hybrid,
+    Question,
+    whole_question,
+)
+from thinkcost.inference.tree_search import SearchSettings
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Analysis of the scores table: scaling fits, train-equivalent FLOPs, crossovers, PCA."""

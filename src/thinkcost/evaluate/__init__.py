@@ -1,0 +1,1 @@
+"""Evaluate one cell of the grid: one model × task × optimization through lm-eval, with costs."""
