@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 
 from thinkcost.aggregate import (
-    COLUMNS,
     ResultsFileError,
     add_averages,
     aggregate_scores,
     read_lm_eval_score,
     train_flops,
 )
+from thinkcost.tables import SCORES_COLUMNS
 
 DATA = Path(__file__).parent / "data"
 # A results JSON written by a real lm-eval run (SmolLM2-135M-Instruct, BIG-bench's
@@ -99,7 +99,7 @@ def cells(tmp_path):
 
 def test_scores_table_has_the_contract_columns_and_an_average(tmp_path):
     scores = aggregate_scores(cells(tmp_path), config())
-    assert list(scores.columns[: len(COLUMNS)]) == COLUMNS
+    assert list(scores.columns[: len(SCORES_COLUMNS)]) == SCORES_COLUMNS
     assert len(scores) == 3
     cost = json.loads(COST.read_text())
     row = scores.set_index("task").loc["logical_deduction"]

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from thinkcost import tables
 from thinkcost.analysis import fits
 
 SLOPE = 0.06  # score points per decade of training FLOPs
@@ -53,7 +54,7 @@ def exact_family(
 
 
 def statuses(value: str) -> list[str]:
-    return value.split(fits.STATUS_SEPARATOR)
+    return value.split(tables.STATUS_SEPARATOR)
 
 
 def no_infinities(frame: pd.DataFrame) -> bool:
@@ -67,7 +68,7 @@ def no_infinities(frame: pd.DataFrame) -> bool:
 def test_exact_line_recovers_slope_and_intercept():
     scores = pd.DataFrame(exact_family())
     fit = fits.fit_family_scaling(scores).set_index("family").loc["F"]
-    assert fit["status"] == fits.STATUS_OK
+    assert fit["status"] == tables.STATUS_OK
     assert fit["slope"] == pytest.approx(SLOPE, abs=1e-12)
     assert fit["intercept"] == pytest.approx(INTERCEPT, abs=1e-10)
     assert fit["r_squared"] == pytest.approx(1.0)
@@ -121,16 +122,16 @@ def test_family_fit_statuses():
         score_row("o0", "O", 20.0, "cot", 0.3),
     ]
     fit = fits.fit_family_scaling(pd.DataFrame(rows)).set_index("family")
-    assert fit.loc["S", "status"] == fits.STATUS_SINGLE_MODEL_FAMILY
-    assert fit.loc["E", "status"] == fits.STATUS_FEW_DISTINCT_FLOPS
-    assert fit.loc["N", "status"] == fits.STATUS_SLOPE_NOT_POSITIVE
+    assert fit.loc["S", "status"] == tables.STATUS_SINGLE_MODEL_FAMILY
+    assert fit.loc["E", "status"] == tables.STATUS_FEW_DISTINCT_FLOPS
+    assert fit.loc["N", "status"] == tables.STATUS_SLOPE_NOT_POSITIVE
     assert fit.loc["N", "slope"] == pytest.approx(-0.1)  # kept, so the reader sees why
-    assert fit.loc["T", "status"] == fits.STATUS_TWO_POINTS
+    assert fit.loc["T", "status"] == tables.STATUS_TWO_POINTS
     assert fit.loc["T", "slope"] == pytest.approx(SLOPE)
     assert np.isnan(
         fit.loc["T", ["slope_stderr", "intercept_stderr", "cov_slope_intercept"]].astype(float)
     ).all()
-    assert fit.loc["O", "status"] == fits.STATUS_NO_BASELINE_SCORES
+    assert fit.loc["O", "status"] == tables.STATUS_NO_BASELINE_SCORES
     for family in "SEO":
         assert np.isnan(fit.loc[family, "slope"])
     assert no_infinities(fit)
@@ -147,7 +148,7 @@ def test_exact_train_equivalent_flops():
     ]
     scores = pd.DataFrame(rows)
     result = fits.train_equivalent_flops(scores, fits.fit_family_scaling(scores)).iloc[0]
-    assert result["status"] == fits.STATUS_OK
+    assert result["status"] == tables.STATUS_OK
     assert result["train_equivalent_flops"] == pytest.approx(10**log10_true_equivalent, rel=1e-9)
     assert result["train_equivalent_ratio"] == pytest.approx(10**1.4, rel=1e-9)
     assert result["baseline_score"] == pytest.approx(line_score(20.0))
@@ -230,7 +231,7 @@ def test_single_model_family_gives_nan_and_status():
     result = _single_result(
         [score_row("solo", "S", 20.0, "standard", 0.3), score_row("solo", "S", 20.0, "cot", 0.4)]
     )
-    assert result["status"] == fits.STATUS_SINGLE_MODEL_FAMILY
+    assert result["status"] == tables.STATUS_SINGLE_MODEL_FAMILY
     assert np.isnan(result["train_equivalent_flops"])
 
 
@@ -242,7 +243,7 @@ def test_equal_train_flops_gives_nan_and_status():
             score_row("e0", "E", 20.0, "cot", 0.4),
         ]
     )
-    assert result["status"] == fits.STATUS_FEW_DISTINCT_FLOPS
+    assert result["status"] == tables.STATUS_FEW_DISTINCT_FLOPS
     assert np.isnan(result["train_equivalent_flops"])
 
 
@@ -255,7 +256,7 @@ def test_negative_slope_gives_nan_and_status():
             score_row("n0", "N", 20.0, "cot", 0.45),
         ]
     )
-    assert result["status"] == fits.STATUS_SLOPE_NOT_POSITIVE
+    assert result["status"] == tables.STATUS_SLOPE_NOT_POSITIVE
     assert np.isnan(
         result[["train_equivalent_flops", "train_equivalent_ratio"]].astype(float)
     ).all()
@@ -264,19 +265,19 @@ def test_negative_slope_gives_nan_and_status():
 def test_extrapolation_beyond_factor_is_nan():
     # Fitted span 10^19.5 .. 10^22; factor 10 allows up to 10^23. The score asks for 10^23.5.
     result = _single_result([*exact_family(), score_row("F0", "F", 19.5, "cot", line_score(23.5))])
-    assert result["status"] == fits.STATUS_EXTRAPOLATED_BEYOND
+    assert result["status"] == tables.STATUS_EXTRAPOLATED_BEYOND
     bounds = ["train_equivalent_flops", "train_equivalent_flops_low", "train_equivalent_flops_high"]
     assert np.isnan(result[bounds].astype(float)).all()
 
 
 def test_extrapolation_below_factor_is_nan():
     result = _single_result([*exact_family(), score_row("F0", "F", 19.5, "cot", line_score(18.0))])
-    assert result["status"] == fits.STATUS_EXTRAPOLATED_BEYOND
+    assert result["status"] == tables.STATUS_EXTRAPOLATED_BEYOND
 
 
 def test_extrapolation_within_factor_is_kept_with_status():
     result = _single_result([*exact_family(), score_row("F0", "F", 19.5, "cot", line_score(22.5))])
-    assert result["status"] == fits.STATUS_EXTRAPOLATED_WITHIN
+    assert result["status"] == tables.STATUS_EXTRAPOLATED_WITHIN
     assert result["train_equivalent_flops"] == pytest.approx(10**22.5, rel=1e-9)
     assert np.isfinite(result["train_equivalent_flops_high"])
 
@@ -284,7 +285,7 @@ def test_extrapolation_within_factor_is_kept_with_status():
 def test_extrapolation_factor_is_a_parameter():
     rows = [*exact_family(), score_row("F0", "F", 19.5, "cot", line_score(23.5))]
     result = _single_result(rows, extrapolation_factor=100.0)
-    assert result["status"] == fits.STATUS_EXTRAPOLATED_WITHIN
+    assert result["status"] == tables.STATUS_EXTRAPOLATED_WITHIN
     assert result["train_equivalent_flops"] == pytest.approx(10**23.5, rel=1e-9)
 
 
@@ -292,7 +293,7 @@ def test_unbounded_extrapolation_never_gives_inf():
     # A nearly flat line and no extrapolation limit would put C* far beyond a double.
     rows = [*exact_family(slope=1e-4), score_row("F0", "F", 19.5, "cot", 0.9)]
     result = _single_result(rows, extrapolation_factor=float("inf"))
-    assert result["status"] == fits.STATUS_EXTRAPOLATED_BEYOND
+    assert result["status"] == tables.STATUS_EXTRAPOLATED_BEYOND
     assert np.isnan(result["train_equivalent_flops"])
 
 
@@ -304,7 +305,7 @@ def test_nan_score_stderr_uses_fit_covariance_only():
     ]
     rows.append(score_row("m1", "F", 20.0, "cot", line_score(21.0), stderr=float("nan")))
     result = _single_result(rows)
-    assert result["status"] == fits.STATUS_NO_SCORE_STDERR
+    assert result["status"] == tables.STATUS_NO_SCORE_STDERR
     assert np.isnan(result["score_stderr"])
     assert 0 < result["train_equivalent_flops_low"] < result["train_equivalent_flops"]
     assert result["train_equivalent_flops"] < result["train_equivalent_flops_high"]
@@ -323,7 +324,7 @@ def test_two_point_family_keeps_estimate_but_not_bounds():
         score_row("t0", "T", 20.0, "cot", line_score(20.5)),
     ]
     result = _single_result(rows)
-    assert result["status"] == fits.STATUS_TWO_POINTS
+    assert result["status"] == tables.STATUS_TWO_POINTS
     assert result["train_equivalent_flops"] == pytest.approx(10**20.5, rel=1e-9)
     assert np.isnan(
         result[["train_equivalent_flops_low", "train_equivalent_flops_high"]].astype(float)
@@ -338,8 +339,8 @@ def test_caveats_are_joined():
     ]
     result = _single_result(rows)
     assert set(statuses(result["status"])) == {
-        fits.STATUS_TWO_POINTS,
-        fits.STATUS_EXTRAPOLATED_WITHIN,
+        tables.STATUS_TWO_POINTS,
+        tables.STATUS_EXTRAPOLATED_WITHIN,
     }
     assert np.isfinite(result["train_equivalent_flops"])
 
@@ -347,7 +348,7 @@ def test_caveats_are_joined():
 def test_missing_baseline_row_for_model():
     rows = [*exact_family(), score_row("X", "F", 20.0, "cot", line_score(21.0))]
     result = _single_result(rows)
-    assert result["status"] == fits.STATUS_NO_BASELINE_SCORE
+    assert result["status"] == tables.STATUS_NO_BASELINE_SCORE
     assert np.isnan(result["baseline_score"])
     assert result["train_equivalent_flops"] == pytest.approx(1e21, rel=1e-9)
 
@@ -355,12 +356,12 @@ def test_missing_baseline_row_for_model():
 def test_missing_score_and_missing_family_fit():
     scores = pd.DataFrame([*exact_family(), score_row("F1", "F", 20.0, "cot", float("nan"))])
     result = fits.train_equivalent_flops(scores, fits.fit_family_scaling(scores)).iloc[0]
-    assert result["status"] == fits.STATUS_NO_SCORE
+    assert result["status"] == tables.STATUS_NO_SCORE
     empty_fits = fits.fit_family_scaling(scores.iloc[:0])
     result = fits.train_equivalent_flops(
         pd.DataFrame([*exact_family(), score_row("F1", "F", 20.0, "cot", 0.5)]), empty_fits
     ).iloc[0]
-    assert result["status"] == fits.STATUS_NO_FAMILY_FIT
+    assert result["status"] == tables.STATUS_NO_FAMILY_FIT
 
 
 def test_one_row_per_model_and_optimization_and_empty_input():
@@ -404,7 +405,7 @@ def _crossover_table(
     baseline_flops_per_request: float,
     low: float = float("nan"),
     high: float = float("nan"),
-    status: str = fits.STATUS_OK,
+    status: str = tables.STATUS_OK,
     generated_tokens_mean: float = 250.0,
 ):
     train_equivalent = pd.DataFrame(
@@ -458,7 +459,7 @@ def test_crossover_matches_hand_worked_example():
     # CoT generates 250 tokens per request: 5e8 * 250 = 1.25e11 generated tokens.
     # Bounds: C*_low = 2e21 -> (1e21) / 4e12 = 2.5e8; C*_high = 5e21 -> 4e21 / 4e12 = 1e9.
     result = _crossover_table(1e21, 3e21, 5e12, 1e12, low=2e21, high=5e21)
-    assert result["crossover_status"] == fits.STATUS_OK
+    assert result["crossover_status"] == tables.STATUS_OK
     assert result["crossover_requests"] == pytest.approx(5e8, rel=1e-12)
     assert result["crossover_generated_tokens"] == pytest.approx(1.25e11, rel=1e-12)
     assert result["crossover_requests_low"] == pytest.approx(2.5e8, rel=1e-12)
@@ -475,13 +476,13 @@ def test_crossover_lower_bound_clipped_at_zero_when_interval_admits_no_gain():
 
 def test_optimization_never_cheaper():
     result = _crossover_table(1e21, 0.8e21, 5e12, 1e12)
-    assert result["crossover_status"] == fits.STATUS_NEVER_CHEAPER
+    assert result["crossover_status"] == tables.STATUS_NEVER_CHEAPER
     assert np.isnan(result["crossover_requests"])
 
 
 def test_optimization_always_cheaper():
     result = _crossover_table(1e21, 3e21, 1e12, 1e12)
-    assert result["crossover_status"] == fits.STATUS_ALWAYS_CHEAPER
+    assert result["crossover_status"] == tables.STATUS_ALWAYS_CHEAPER
     assert np.isnan(result["crossover_requests"])
 
 
@@ -489,7 +490,7 @@ def test_optimization_cheaper_above_crossover():
     # Cheaper per request but worth less training: L_o = 1e21 + 1e12 R, L_b = 0.6e21 + 3e12 R,
     # equal at R* = 0.4e21 / 2e12 = 2e8; above it the optimization wins.
     result = _crossover_table(1e21, 0.6e21, 1e12, 3e12, low=0.4e21, high=0.8e21)
-    assert result["crossover_status"] == fits.STATUS_CHEAPER_ABOVE_CROSSOVER
+    assert result["crossover_status"] == tables.STATUS_CHEAPER_ABOVE_CROSSOVER
     assert result["crossover_requests"] == pytest.approx(2e8)
     # R* falls as C* rises: low from C*_high (0.2e21 / 2e12), high from C*_low (0.6e21 / 2e12).
     assert result["crossover_requests_low"] == pytest.approx(1e8)
@@ -498,14 +499,14 @@ def test_optimization_cheaper_above_crossover():
 
 def test_crossover_propagates_missing_train_equivalent_and_flops():
     result = _crossover_table(
-        1e21, float("nan"), 5e12, 1e12, status=fits.STATUS_SINGLE_MODEL_FAMILY
+        1e21, float("nan"), 5e12, 1e12, status=tables.STATUS_SINGLE_MODEL_FAMILY
     )
-    assert result["crossover_status"] == fits.STATUS_SINGLE_MODEL_FAMILY
+    assert result["crossover_status"] == tables.STATUS_SINGLE_MODEL_FAMILY
     assert np.isnan(result["crossover_generated_tokens"])
     result = _crossover_table(1e21, 3e21, float("nan"), 1e12)
-    assert result["crossover_status"] == fits.STATUS_NO_INFERENCE_FLOPS
+    assert result["crossover_status"] == tables.STATUS_NO_INFERENCE_FLOPS
     result = _crossover_table(1e21, 3e21, 5e12, float("nan"))
-    assert result["crossover_status"] == fits.STATUS_NO_BASELINE_INFERENCE_FLOPS
+    assert result["crossover_status"] == tables.STATUS_NO_BASELINE_INFERENCE_FLOPS
 
 
 def test_crossover_end_to_end_keeps_train_equivalent_columns():
@@ -529,7 +530,7 @@ def _seconds_crossover_table(
     baseline_seconds_per_request: float,
     training_throughput: float = 4e14,
     equivalent: float = 3e21,
-    status: str = fits.STATUS_OK,
+    status: str = tables.STATUS_OK,
 ):
     """The hand-worked FLOP example above (T = 1e21, C* = 3e21 [2e21, 5e21], f_o = 5e12,
     f_b = 1e12), with measured seconds per request, crossed in FLOPs and then in seconds."""
@@ -561,7 +562,7 @@ def _seconds_crossover_table(
         in_flops, scores, cost_unit="seconds", training_throughput=training_throughput
     )
     assert no_infinities(result)
-    assert list(result.columns) == [*in_flops.columns, *fits.SECONDS_CROSSOVER_COLUMNS]
+    assert list(result.columns) == [*in_flops.columns, *tables.SECONDS_CROSSOVER_COLUMNS]
     return result.iloc[0]
 
 
@@ -580,13 +581,13 @@ def test_seconds_crossover_matches_hand_worked_example():
     assert result["train_equivalent_seconds_high"] == pytest.approx(1.25e7, rel=1e-12)
     assert result["seconds_per_request"] == 3.0
     assert result["baseline_seconds_per_request"] == 0.5
-    assert result["crossover_status_seconds"] == fits.STATUS_OK
+    assert result["crossover_status_seconds"] == tables.STATUS_OK
     assert result["crossover_requests_seconds"] == pytest.approx(2e6, rel=1e-12)
     assert result["crossover_requests_seconds_low"] == pytest.approx(1e6, rel=1e-12)
     assert result["crossover_requests_seconds_high"] == pytest.approx(4e6, rel=1e-12)
     # The FLOP crossover of the same row is untouched: 2e21 / 4e12 = 5e8 requests.
     assert result["crossover_requests"] == pytest.approx(5e8, rel=1e-12)
-    assert result["crossover_status"] == fits.STATUS_OK
+    assert result["crossover_status"] == tables.STATUS_OK
 
     # A slower trainer makes training dearer in seconds, so thinking pays for longer:
     # at 1e14 FLOP/s, T = 1e7 s, C* = 3e7 s, R* = 2e7 / 2.5 = 8e6 requests.
@@ -610,7 +611,7 @@ def test_seconds_crossover_statuses_follow_the_seconds_not_the_flops():
                 "train_equivalent_flops": 0.5e21,
                 "train_equivalent_flops_low": np.nan,
                 "train_equivalent_flops_high": np.nan,
-                "status": fits.STATUS_OK,
+                "status": tables.STATUS_OK,
             }
         ]
     )
@@ -623,30 +624,30 @@ def test_seconds_crossover_statuses_follow_the_seconds_not_the_flops():
     result = fits.crossover_requests(
         fits.crossover_requests(train_equivalent, scores), scores, cost_unit="seconds"
     ).iloc[0]
-    assert result["crossover_status"] == fits.STATUS_NEVER_CHEAPER
-    assert result["crossover_status_seconds"] == fits.STATUS_CHEAPER_ABOVE_CROSSOVER
+    assert result["crossover_status"] == tables.STATUS_NEVER_CHEAPER
+    assert result["crossover_status_seconds"] == tables.STATUS_CHEAPER_ABOVE_CROSSOVER
     assert result["crossover_requests_seconds"] == pytest.approx(5e6, rel=1e-12)
 
 
 def test_nan_seconds_give_a_status_not_a_crash():
     # An imported cell, or one k of a sweep: no seconds of its own.
     result = _seconds_crossover_table(np.nan, 0.5)
-    assert result["crossover_status_seconds"] == fits.STATUS_NO_SECONDS
+    assert result["crossover_status_seconds"] == tables.STATUS_NO_SECONDS
     assert np.isnan(result["crossover_requests_seconds"])
-    assert result["crossover_status"] == fits.STATUS_OK  # the FLOP analysis still stands
+    assert result["crossover_status"] == tables.STATUS_OK  # the FLOP analysis still stands
     result = _seconds_crossover_table(3.0, np.nan)
-    assert result["crossover_status_seconds"] == fits.STATUS_NO_BASELINE_SECONDS
+    assert result["crossover_status_seconds"] == tables.STATUS_NO_BASELINE_SECONDS
     # No train-equivalent FLOPs either: both reasons, the fit's first.
     result = _seconds_crossover_table(
-        np.nan, 0.5, equivalent=np.nan, status=fits.STATUS_SINGLE_MODEL_FAMILY
+        np.nan, 0.5, equivalent=np.nan, status=tables.STATUS_SINGLE_MODEL_FAMILY
     )
     assert statuses(result["crossover_status_seconds"]) == [
-        fits.STATUS_SINGLE_MODEL_FAMILY,
-        fits.STATUS_NO_SECONDS,
+        tables.STATUS_SINGLE_MODEL_FAMILY,
+        tables.STATUS_NO_SECONDS,
     ]
-    assert result["crossover_status"] == fits.STATUS_SINGLE_MODEL_FAMILY
-    for status in (fits.STATUS_NO_SECONDS, fits.STATUS_NO_BASELINE_SECONDS):
-        assert status in fits.STATUS_MEANINGS
+    assert result["crossover_status"] == tables.STATUS_SINGLE_MODEL_FAMILY
+    for status in (tables.STATUS_NO_SECONDS, tables.STATUS_NO_BASELINE_SECONDS):
+        assert status in tables.STATUS_MEANINGS
 
 
 def test_train_equivalent_table_carries_both_units_from_one_fit():
@@ -673,11 +674,11 @@ def test_train_equivalent_table_carries_both_units_from_one_fit():
     assert cot["crossover_requests_seconds"] == pytest.approx(4.5e5, rel=1e-9)
     assert cot["crossover_requests"] == pytest.approx(2.25e10, rel=1e-9)
     vote = table.set_index("optimization").loc["vote@4"]
-    assert vote["crossover_status"] == fits.STATUS_OK
-    assert vote["crossover_status_seconds"] == fits.STATUS_NO_SECONDS
+    assert vote["crossover_status"] == tables.STATUS_OK
+    assert vote["crossover_status_seconds"] == tables.STATUS_NO_SECONDS
     # A table with no seconds column at all (written before seconds were measured) says so too.
     without = fits.train_equivalent_table(scores.drop(columns="seconds_per_request"), family_fits)
-    assert set(without["crossover_status_seconds"]) == {fits.STATUS_NO_SECONDS}
+    assert set(without["crossover_status_seconds"]) == {tables.STATUS_NO_SECONDS}
     assert set(without["training_throughput"]) == {fits.DEFAULT_TRAINING_THROUGHPUT}
 
 
@@ -719,7 +720,7 @@ def test_isoflop_recovers_known_parameters():
     assert set(result.index) == {"cot", "sc", "all"}
     for optimization in ("cot", "sc", "all"):
         row = result.loc[optimization]
-        assert row["status"] == fits.STATUS_OK
+        assert row["status"] == tables.STATUS_OK
         for name, true_value in truth.items():
             stderr = row[f"{name}_stderr"]
             assert np.isfinite(stderr) and stderr > 0
@@ -745,7 +746,7 @@ def test_isoflop_constant_tokens_leaves_beta_unidentified():
         for i, x in enumerate(log10_flops)
     ]
     result = fits.fit_isoflop(pd.DataFrame(rows)).set_index("optimization").loc["cot"]
-    assert result["status"] == fits.STATUS_TOKENS_DO_NOT_VARY
+    assert result["status"] == tables.STATUS_TOKENS_DO_NOT_VARY
     assert np.isnan(result["beta"]) and np.isnan(result["beta_stderr"])
     assert result["alpha"] == pytest.approx(0.05, abs=0.005)
     assert result["alpha_stderr"] > 0
@@ -758,7 +759,7 @@ def test_isoflop_collinear_tokens_leaves_beta_unidentified():
         for i, x in enumerate(log10_flops)
     ]
     result = fits.fit_isoflop(pd.DataFrame(rows)).iloc[0]
-    assert result["status"] == fits.STATUS_TOKENS_COLLINEAR
+    assert result["status"] == tables.STATUS_TOKENS_COLLINEAR
     assert np.isnan(result["beta"])
 
 
@@ -766,10 +767,10 @@ def test_isoflop_point_count_statuses():
     scores = _isoflop_scores(np.random.default_rng(0), n_points=3)
     result = fits.fit_isoflop(scores).set_index("optimization")
     # "sc" holds points 0 and 2, "cot" point 1; the pooled fit has exactly three points.
-    assert result.loc["sc", "status"] == fits.STATUS_FEWER_POINTS_THAN_PARAMETERS
-    assert result.loc["cot", "status"] == fits.STATUS_FEWER_POINTS_THAN_PARAMETERS
+    assert result.loc["sc", "status"] == tables.STATUS_FEWER_POINTS_THAN_PARAMETERS
+    assert result.loc["cot", "status"] == tables.STATUS_FEWER_POINTS_THAN_PARAMETERS
     assert np.isnan(result.loc["sc", ["alpha", "beta", "delta"]].astype(float)).all()
-    assert result.loc["all", "status"] == fits.STATUS_NO_RESIDUAL_DOF
+    assert result.loc["all", "status"] == tables.STATUS_NO_RESIDUAL_DOF
     assert np.isfinite(result.loc["all", "alpha"])
     assert np.isnan(result.loc["all", "alpha_stderr"])
     assert no_infinities(result)
@@ -816,10 +817,10 @@ def test_missing_train_flops_for_optimized_model():
     scores = pd.DataFrame(rows)
     train_equivalent = fits.train_equivalent_flops(scores, fits.fit_family_scaling(scores))
     result = fits.crossover_requests(train_equivalent, scores).iloc[0]
-    assert result["status"] == fits.STATUS_NO_TRAIN_FLOPS
+    assert result["status"] == tables.STATUS_NO_TRAIN_FLOPS
     assert result["train_equivalent_flops"] == pytest.approx(1e21, rel=1e-9)
     assert np.isnan(result["train_equivalent_ratio"])
-    assert result["crossover_status"] == fits.STATUS_NO_TRAIN_FLOPS
+    assert result["crossover_status"] == tables.STATUS_NO_TRAIN_FLOPS
 
 
 def test_random_degenerate_tables_never_crash_or_give_inf():
@@ -856,7 +857,7 @@ def test_random_degenerate_tables_never_crash_or_give_inf():
         isoflop = fits.fit_isoflop(scores)
         for table in (family_fits, crossover, isoflop):
             assert no_infinities(table)
-        known = set(fits.STATUS_MEANINGS)
+        known = set(tables.STATUS_MEANINGS)
         for column, table in (
             ("status", family_fits),
             ("status", crossover),
@@ -867,16 +868,16 @@ def test_random_degenerate_tables_never_crash_or_give_inf():
                 assert set(statuses(value)) <= known, value
         # A number is present exactly when its status allows it.
         missing = crossover["train_equivalent_flops"].isna()
-        assert (crossover.loc[missing, "status"] != fits.STATUS_OK).all()
+        assert (crossover.loc[missing, "status"] != tables.STATUS_OK).all()
 
 
 def test_identical_baseline_scores_count_as_flat():
     rows = [score_row(f"c{i}", "C", x, "standard", 0.4) for i, x in enumerate([20.0, 21.0, 22.0])]
     rows.append(score_row("c0", "C", 20.0, "cot", 0.5))
     scores = pd.DataFrame(rows)
-    assert fits.fit_family_scaling(scores).loc[0, "status"] == fits.STATUS_SLOPE_NOT_POSITIVE
+    assert fits.fit_family_scaling(scores).loc[0, "status"] == tables.STATUS_SLOPE_NOT_POSITIVE
     result = fits.train_equivalent_flops(scores, fits.fit_family_scaling(scores)).iloc[0]
-    assert result["status"] == fits.STATUS_SLOPE_NOT_POSITIVE
+    assert result["status"] == tables.STATUS_SLOPE_NOT_POSITIVE
 
 
 def test_the_library_and_the_config_have_one_interval_default():

@@ -11,9 +11,6 @@ import pandas as pd
 import pytest
 
 from thinkcost.analysis.pca import (
-    STATUS_CONSTANT_COMPUTE,
-    STATUS_OK,
-    STATUS_TOO_FEW,
     capability_components,
     equivalent_compute,
     family_fit,
@@ -22,6 +19,7 @@ from thinkcost.analysis.pca import (
     observational_scaling,
     optimization_gains,
 )
+from thinkcost.tables import STATUS_CONSTANT_COMPUTE, STATUS_OK, STATUS_TOO_FEW
 
 PAPER = Path(__file__).resolve().parents[1] / "data" / "paper"
 BENCHMARKS = [

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from thinkcost import tables
 from thinkcost.analysis import fits
 from thinkcost.figures import plots
 
@@ -67,7 +68,7 @@ def crossover(scores) -> pd.DataFrame:
 
 
 def test_regime_marks_crossover_where_lines_meet(crossover):
-    row = crossover[crossover["crossover_status"] == fits.STATUS_OK].iloc[0]
+    row = crossover[crossover["crossover_status"] == tables.STATUS_OK].iloc[0]
     fig = plots.plot_regime(row)
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
@@ -98,10 +99,10 @@ def test_regime_without_crossover_has_no_marker_and_says_why(crossover):
     row = crossover.iloc[0].copy()
     row["flops_per_request"] = row["baseline_flops_per_request"]  # optimization now free
     row["crossover_requests"] = np.nan
-    row["crossover_status"] = fits.STATUS_ALWAYS_CHEAPER
+    row["crossover_status"] = tables.STATUS_ALWAYS_CHEAPER
     ax = plots.plot_regime(row).axes[0]
     assert by_gid(ax, "crossover") is None
-    assert fits.STATUS_ALWAYS_CHEAPER in ax.get_title()
+    assert tables.STATUS_ALWAYS_CHEAPER in ax.get_title()
     assert by_gid(ax, "baseline_wins") is None  # training wins nowhere: nothing shaded for it
     assert len(by_gid(ax, "optimization_wins").get_paths()) > 0
 
@@ -110,10 +111,10 @@ def test_regime_without_train_equivalent_draws_only_the_optimization(crossover):
     row = crossover.iloc[0].copy()
     row["train_equivalent_flops"] = np.nan
     row["crossover_requests"] = np.nan
-    row["status"] = row["crossover_status"] = fits.STATUS_SINGLE_MODEL_FAMILY
+    row["status"] = row["crossover_status"] = tables.STATUS_SINGLE_MODEL_FAMILY
     ax = plots.plot_regime(row).axes[0]
     assert gids(ax) == ["optimization"]
-    assert fits.STATUS_SINGLE_MODEL_FAMILY in ax.get_title()
+    assert tables.STATUS_SINGLE_MODEL_FAMILY in ax.get_title()
 
 
 # --- plot_improvement_vs_train_flops ---------------------------------------------------------
@@ -473,7 +474,7 @@ def seconds_crossover(seconds_scores) -> pd.DataFrame:
 def test_regime_in_seconds_meets_at_the_seconds_crossover_and_states_the_throughput(
     seconds_crossover,
 ):
-    ok = seconds_crossover[seconds_crossover["crossover_status_seconds"] == fits.STATUS_OK]
+    ok = seconds_crossover[seconds_crossover["crossover_status_seconds"] == tables.STATUS_OK]
     row = ok.iloc[0]
     ax = plots.plot_regime(row, cost_unit="seconds").axes[0]
     assert ax.get_ylabel() == "lifetime device-seconds (training + inference)"
@@ -505,10 +506,12 @@ def test_regime_in_seconds_without_seconds_draws_nothing_and_says_so(seconds_cro
     ax = plots.plot_regime(row, cost_unit="seconds").axes[0]
     # The baseline model's line has its seconds; the optimization's cannot be drawn.
     assert gids(ax) == ["baseline"]
-    assert fits.STATUS_NO_SECONDS in ax.get_title()
+    assert tables.STATUS_NO_SECONDS in ax.get_title()
     # A table written before it had seconds columns: the same, not a KeyError.
     old = row.drop([col for col in row.index if "seconds" in col])
-    assert fits.STATUS_NO_SECONDS in plots.plot_regime(old, cost_unit="seconds").axes[0].get_title()
+    assert (
+        tables.STATUS_NO_SECONDS in plots.plot_regime(old, cost_unit="seconds").axes[0].get_title()
+    )
 
 
 def test_regime_overview_draws_the_rows_with_seconds_and_names_the_rest(seconds_crossover):
@@ -518,7 +521,7 @@ def test_regime_overview_draws_the_rows_with_seconds_and_names_the_rest(seconds_
     assert panels == sorted(f"regime:{model}:cot" for model in models)
     assert "training at 1e+14 FLOP/s" in fig.get_suptitle()
     skipped = fig._supxlabel.get_text()
-    assert skipped.startswith(f"not drawn ({fits.STATUS_NO_SECONDS}):")
+    assert skipped.startswith(f"not drawn ({tables.STATUS_NO_SECONDS}):")
     assert len(models) == 7 <= plots.REGIME_OVERVIEW_LISTED
     assert all(f"{model} / sc" in skipped for model in models)
     assert "/ cot" not in skipped
@@ -546,7 +549,7 @@ def test_pareto_and_frontier_in_seconds(seconds_scores):
         plots.plot_frontier(imported, cost_unit="seconds"),
     ):
         (text,) = [text for text in fig.axes[0].texts if text.get_gid() == "nothing_drawn"]
-        assert text.get_text() == f"nothing to draw: {fits.STATUS_NO_SECONDS}"
+        assert text.get_text() == f"nothing to draw: {tables.STATUS_NO_SECONDS}"
 
     fig = plots.plot_frontier(seconds_scores, cost_unit="seconds")
     ax = fig.axes[0]
@@ -618,13 +621,13 @@ def test_regime_cheaper_above_crossover_shades_the_other_way(crossover):
         1e8,
         3e8,
     ]
-    row["crossover_status"] = fits.STATUS_CHEAPER_ABOVE_CROSSOVER
+    row["crossover_status"] = tables.STATUS_CHEAPER_ABOVE_CROSSOVER
     ax = plots.plot_regime(row).axes[0]
     (marker_x,), _ = by_gid(ax, "crossover").get_data()
     assert marker_x == pytest.approx(2e8)
     assert by_gid(ax, "baseline_wins").get_paths()[0].vertices[:, 0].max() == pytest.approx(2e8)
     assert by_gid(ax, "optimization_wins").get_paths()[0].vertices[:, 0].min() == pytest.approx(2e8)
-    assert fits.STATUS_CHEAPER_ABOVE_CROSSOVER in ax.get_title()
+    assert tables.STATUS_CHEAPER_ABOVE_CROSSOVER in ax.get_title()
 
 
 def test_plots_accept_empty_tables(scores):

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from thinkcost.aggregate import COLUMNS
+from thinkcost.tables import SCORES_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
@@ -136,7 +136,7 @@ def finished_run(tmp_path_factory, shared_data):
 
 def test_scores_table_matches_the_cells(finished_run):
     scores = pd.read_csv(finished_run / "results" / "tables" / "scores.csv")
-    assert list(scores.columns[: len(COLUMNS)]) == COLUMNS
+    assert list(scores.columns[: len(SCORES_COLUMNS)]) == SCORES_COLUMNS
     assert len(scores) == len(TASKS) * len(OPTIMIZATIONS) + len(OPTIMIZATIONS)
     assert set(scores["optimization"]) == set(OPTIMIZATIONS)
     assert (scores["train_flops"] == 6 * N_PARAMS * 2.0e12).all()

@@ -12,31 +12,9 @@ import numpy as np
 import pandas as pd
 
 from thinkcost.config import TOKEN_SOURCES
+from thinkcost.tables import AVERAGE, SCORES_COLUMNS
 
 log = logging.getLogger(__name__)
-
-AVERAGE = "average"
-
-# The contract's columns first, in this order; extra columns follow.
-COLUMNS = [
-    "model",
-    "revision",
-    "family",
-    "params",
-    "train_tokens",
-    "train_flops",
-    "task",
-    "optimization",
-    "metric",
-    "score",
-    "stderr",
-    "n",
-    "prompt_tokens_mean",
-    "generated_tokens_mean",
-    "inference_flops_per_request",
-    "seconds_per_request",
-    "source",
-]
 
 
 class ResultsFileError(ValueError):
@@ -456,5 +434,7 @@ def aggregate_scores(cells: list[dict], config: dict) -> pd.DataFrame:
             rows.extend(sweep_rows(row, cost, convention) if cost.get("sweep") else [row])
     scores = pd.DataFrame(rows)
     scores = add_averages(scores, list(config["tasks"]))
-    extra = [c for c in scores.columns if c not in COLUMNS]
-    return scores[COLUMNS + extra].sort_values(["model", "optimization", "task"], ignore_index=True)
+    extra = [c for c in scores.columns if c not in SCORES_COLUMNS]
+    return scores[SCORES_COLUMNS + extra].sort_values(
+        ["model", "optimization", "task"], ignore_index=True
+    )

@@ -22,116 +22,54 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 from scipy import optimize, stats
 
+from thinkcost.tables import (
+    CROSSOVER_COLUMNS,
+    FAMILY_FIT_COLUMNS,
+    ISOFLOP_COLUMNS,
+    POOLED_OPTIMIZATION,
+    SECONDS_CROSSOVER_COLUMNS,
+    STATUS_ALWAYS_CHEAPER,
+    STATUS_BOUNDS_NOT_FINITE,
+    STATUS_CHEAPER_ABOVE_CROSSOVER,
+    STATUS_COVARIANCE_UNDEFINED,
+    STATUS_EXTRAPOLATED_BEYOND,
+    STATUS_EXTRAPOLATED_WITHIN,
+    STATUS_FEW_DISTINCT_FLOPS,
+    STATUS_FEWER_POINTS_THAN_PARAMETERS,
+    STATUS_FIT_FAILED,
+    STATUS_NEVER_CHEAPER,
+    STATUS_NO_BASELINE_INFERENCE_FLOPS,
+    STATUS_NO_BASELINE_SCORE,
+    STATUS_NO_BASELINE_SCORES,
+    STATUS_NO_BASELINE_SECONDS,
+    STATUS_NO_FAMILY_FIT,
+    STATUS_NO_INFERENCE_FLOPS,
+    STATUS_NO_RESIDUAL_DOF,
+    STATUS_NO_SCORE,
+    STATUS_NO_SCORE_STDERR,
+    STATUS_NO_SECONDS,
+    STATUS_NO_TRAIN_FLOPS,
+    STATUS_OK,
+    STATUS_SINGLE_MODEL_FAMILY,
+    STATUS_SLOPE_NOT_POSITIVE,
+    STATUS_TOKENS_COLLINEAR,
+    STATUS_TOKENS_DO_NOT_VARY,
+    STATUS_TWO_POINTS,
+    TRAIN_EQUIVALENT_COLUMNS,
+    cost_columns,
+    join_status,
+)
+
 # The quantile of every interval on train-equivalent FLOPs unless told otherwise: Student-t keeps
 # its coverage in families of few models (config/schema.yaml's analysis.interval has the same).
 DEFAULT_INTERVAL = "student-t"
-
-# --- Status strings ------------------------------------------------------------------------------
-# They are part of the output contract (results/tables/*.csv), so they live in one place.
-STATUS_OK = "ok"
-STATUS_SEPARATOR = "; "
-
-# fit_family_scaling
-STATUS_NO_BASELINE_SCORES = "no baseline scores for this family"
-STATUS_SINGLE_MODEL_FAMILY = "single-model family"
-STATUS_FEW_DISTINCT_FLOPS = "fewer than two distinct train_flops"
-STATUS_SLOPE_NOT_POSITIVE = "slope not positive"
-STATUS_TWO_POINTS = "two points: no uncertainty"
-
-# train_equivalent_flops
-STATUS_NO_FAMILY_FIT = "no baseline fit for this family"
-STATUS_NO_SCORE = "no score"
-STATUS_EXTRAPOLATED_BEYOND = "extrapolated beyond fitted range"
-STATUS_EXTRAPOLATED_WITHIN = "extrapolated (within factor)"
-STATUS_NO_BASELINE_SCORE = "no baseline score for this model"
-STATUS_NO_SCORE_STDERR = "no score stderr: bounds from fit only"
-STATUS_BOUNDS_NOT_FINITE = "confidence bounds not finite"
-STATUS_NO_TRAIN_FLOPS = "no train_flops for this model"
-
-# crossover_requests
-STATUS_NEVER_CHEAPER = "optimization never cheaper"
-STATUS_ALWAYS_CHEAPER = "optimization always cheaper"
-STATUS_CHEAPER_ABOVE_CROSSOVER = "optimization cheaper above crossover"
-STATUS_NO_INFERENCE_FLOPS = "no inference flops per request"
-STATUS_NO_BASELINE_INFERENCE_FLOPS = "no baseline inference flops for this model"
-STATUS_NO_SECONDS = "no seconds measured"
-STATUS_NO_BASELINE_SECONDS = "no baseline seconds measured for this model"
-
-# fit_isoflop
-STATUS_FEWER_POINTS_THAN_PARAMETERS = "fewer points than parameters"
-STATUS_NO_RESIDUAL_DOF = "as many points as parameters: no uncertainty"
-STATUS_TOKENS_DO_NOT_VARY = "generated tokens do not vary"
-STATUS_TOKENS_COLLINEAR = "generated tokens collinear with log10 train_flops"
-STATUS_FIT_FAILED = "fit failed"
-STATUS_COVARIANCE_UNDEFINED = "covariance could not be estimated"
-
-STATUS_MEANINGS: dict[str, str] = {
-    STATUS_OK: "All numbers in the row were computed as documented.",
-    STATUS_NO_BASELINE_SCORES: "The family has no finite baseline score with positive train_flops.",
-    STATUS_SINGLE_MODEL_FAMILY: "Only one model in the family: no scaling fit is possible.",
-    STATUS_FEW_DISTINCT_FLOPS: "All baseline models share one train_flops value: no slope.",
-    STATUS_SLOPE_NOT_POSITIVE: (
-        "The family's score does not rise with train_flops, so the fit cannot be inverted."
-    ),
-    STATUS_TWO_POINTS: (
-        "Exactly two points: the line is exact, its covariance is undefined, so bounds are NaN."
-    ),
-    STATUS_NO_FAMILY_FIT: "The model's family has no row in the family fits.",
-    STATUS_NO_SCORE: "The optimized score is missing.",
-    STATUS_EXTRAPOLATED_BEYOND: (
-        "The train-equivalent FLOPs fall more than extrapolation_factor outside the fitted range."
-    ),
-    STATUS_EXTRAPOLATED_WITHIN: (
-        "The train-equivalent FLOPs lie outside the fitted range but within extrapolation_factor."
-    ),
-    STATUS_NO_BASELINE_SCORE: "The model has no baseline row; baseline_score is NaN.",
-    STATUS_NO_SCORE_STDERR: "The score's stderr is missing; bounds reflect the fit alone.",
-    STATUS_BOUNDS_NOT_FINITE: "A confidence bound overflowed and was set to NaN.",
-    STATUS_NO_TRAIN_FLOPS: (
-        "The model's train_flops are missing: train_equivalent_ratio and the crossover are NaN."
-    ),
-    STATUS_NEVER_CHEAPER: (
-        "The optimization saves no training compute and costs at least as much per request."
-    ),
-    STATUS_ALWAYS_CHEAPER: (
-        "The optimization saves training compute and costs no more per request: no crossover."
-    ),
-    STATUS_CHEAPER_ABOVE_CROSSOVER: (
-        "The optimization needs more training FLOPs but is cheaper per request; it wins only "
-        "above crossover_requests."
-    ),
-    STATUS_NO_INFERENCE_FLOPS: "The optimization's inference FLOPs per request are missing.",
-    STATUS_NO_BASELINE_INFERENCE_FLOPS: (
-        "The model's baseline inference FLOPs per request are missing."
-    ),
-    STATUS_NO_SECONDS: (
-        "The optimization's seconds per request were not measured (an imported cell, or one k "
-        "of a swept optimization, whose seconds were measured for all K samples together)."
-    ),
-    STATUS_NO_BASELINE_SECONDS: "The model's baseline seconds per request were not measured.",
-    STATUS_FEWER_POINTS_THAN_PARAMETERS: "Fewer points than fitted parameters: nothing is fitted.",
-    STATUS_NO_RESIDUAL_DOF: "As many points as parameters: exact fit, standard errors are NaN.",
-    STATUS_TOKENS_DO_NOT_VARY: (
-        "generated tokens are constant, so beta is not identifiable; alpha and delta come from "
-        "the fit without the tokens term."
-    ),
-    STATUS_TOKENS_COLLINEAR: (
-        "generated tokens are a linear function of log10 train_flops, so beta is not "
-        "identifiable; alpha and delta come from the fit without the tokens term."
-    ),
-    STATUS_FIT_FAILED: "scipy.optimize.curve_fit did not converge.",
-    STATUS_COVARIANCE_UNDEFINED: (
-        "curve_fit returned a non-finite covariance although there are residual degrees of "
-        "freedom; estimates kept, standard errors NaN."
-    ),
-}
 
 # Family-fit statuses under which the line cannot be inverted at all.
 _UNUSABLE_FIT_STATUSES = frozenset(
@@ -143,79 +81,9 @@ _UNUSABLE_FIT_STATUSES = frozenset(
     }
 )
 
-FAMILY_FIT_COLUMNS = [
-    "baseline",
-    "n_models",
-    "n_points",
-    "n_flop_values",
-    "slope",
-    "intercept",
-    "slope_stderr",
-    "intercept_stderr",
-    "cov_slope_intercept",
-    "residual_dof",
-    "r_squared",
-    "residual_stderr",
-    "log10_flops_min",
-    "log10_flops_max",
-    "status",
-]
-
-TRAIN_EQUIVALENT_COLUMNS = [
-    "baseline",
-    "train_flops",
-    "score",
-    "score_stderr",
-    "baseline_score",
-    "train_equivalent_flops",
-    "train_equivalent_flops_low",
-    "train_equivalent_flops_high",
-    "train_equivalent_ratio",
-    "log10_train_equivalent_flops",
-    "log10_train_equivalent_flops_stderr",
-    "baseline_train_equivalent_flops",
-    "status",
-]
-
-# --- Cost units ----------------------------------------------------------------------------------
-COST_UNITS = ("flops", "seconds")
 # FLOP/s of the training hardware, to put training in device-seconds: an H100 SXM's dense bf16
 # peak (989 TFLOP/s) at 40 % model FLOPs utilisation, 3.96e14, rounded.
 DEFAULT_TRAINING_THROUGHPUT = 4.0e14
-
-
-def cost_columns(cost_unit: str) -> dict[str, str]:
-    """The train_equivalent table's columns of one cost unit, by role.
-
-    ``"flops"`` names the columns the table has always had; ``"seconds"`` the same roles with
-    ``seconds`` in their names (``train_seconds``, ``train_equivalent_seconds_low``,
-    ``crossover_requests_seconds``, ``crossover_status_seconds``, …), so a table carries both
-    analyses side by side and every column says its unit.
-    """
-    if cost_unit == "flops":
-        names = {
-            "train": "train_flops",
-            "equivalent": "train_equivalent_flops",
-            "per_request": "flops_per_request",
-            "baseline_per_request": "baseline_flops_per_request",
-            "crossover": "crossover_requests",
-            "status": "crossover_status",
-        }
-    elif cost_unit == "seconds":
-        names = {
-            "train": "train_seconds",
-            "equivalent": "train_equivalent_seconds",
-            "per_request": "seconds_per_request",
-            "baseline_per_request": "baseline_seconds_per_request",
-            "crossover": "crossover_requests_seconds",
-            "status": "crossover_status_seconds",
-        }
-    else:
-        raise ValueError(f"cost_unit must be one of {COST_UNITS}, got {cost_unit!r}")
-    for role in ("equivalent", "crossover"):
-        for bound in ("low", "high"):
-            names[f"{role}_{bound}"] = f"{names[role]}_{bound}"
-    return names
 
 
 def check_training_throughput(training_throughput: float) -> float:
@@ -229,61 +97,6 @@ def check_training_throughput(training_throughput: float) -> float:
             f"training_throughput must be a positive number of FLOP/s, got {training_throughput!r}"
         )
     return value
-
-
-CROSSOVER_COLUMNS = [
-    "flops_per_request",
-    "baseline_flops_per_request",
-    "generated_tokens_mean",
-    "crossover_requests",
-    "crossover_requests_low",
-    "crossover_requests_high",
-    "crossover_generated_tokens",
-    "crossover_generated_tokens_low",
-    "crossover_generated_tokens_high",
-    "crossover_status",
-]
-
-ISOFLOP_COLUMNS = [
-    "n_points",
-    "n_models",
-    "alpha",
-    "beta",
-    "delta",
-    "alpha_stderr",
-    "beta_stderr",
-    "delta_stderr",
-    "residual_stderr",
-    "log10_flops_min",
-    "log10_flops_max",
-    "generated_tokens_min",
-    "generated_tokens_max",
-    "status",
-]
-
-# What crossover_requests(cost_unit="seconds") adds: the stated throughput, training and the
-# train-equivalent compute in device-seconds, measured seconds per request, and the crossover.
-SECONDS_CROSSOVER_COLUMNS = [
-    "training_throughput",
-    "train_seconds",
-    "train_equivalent_seconds",
-    "train_equivalent_seconds_low",
-    "train_equivalent_seconds_high",
-    "seconds_per_request",
-    "baseline_seconds_per_request",
-    "crossover_requests_seconds",
-    "crossover_requests_seconds_low",
-    "crossover_requests_seconds_high",
-    "crossover_status_seconds",
-]
-
-POOLED_OPTIMIZATION = "all"
-
-
-def join_status(reasons: Iterable[str]) -> str:
-    """Combine status reasons into one string; no reasons means ``"ok"``."""
-    kept = [reason for reason in reasons if reason and reason != STATUS_OK]
-    return STATUS_SEPARATOR.join(dict.fromkeys(kept)) if kept else STATUS_OK
 
 
 _COUNT_COLUMNS = frozenset({"n_models", "n_points", "n_flop_values", "residual_dof"})

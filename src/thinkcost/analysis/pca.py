@@ -27,12 +27,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from thinkcost.tables import (
+    AVERAGE,
+    STATUS_CONSTANT_COMPUTE,
+    STATUS_FLAT,
+    STATUS_OK,
+    STATUS_TOO_FEW,
+)
+
 N_COMPONENTS = 3
-STATUS_OK = "ok"
-STATUS_TOO_FEW = "fewer than two models"
-STATUS_CONSTANT_COMPUTE = "fewer than two distinct training-compute values"
-STATUS_FLAT = "slope not positive: PC1 does not grow with compute"
-STATUS_NO_FIT = "no family fit"
 
 
 @dataclass
@@ -191,8 +194,6 @@ def gain_fit(gain: pd.Series, pc1: pd.Series, confidence: float = 0.95) -> dict:
 
 
 # --------------------------------------------------------------------------- the workflow's stage
-
-AVERAGE = "average"
 
 
 def score_matrix(scores: pd.DataFrame, optimization: str, tasks: list[str]) -> pd.DataFrame:

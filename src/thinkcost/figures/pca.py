@@ -7,7 +7,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from thinkcost.analysis.pca import STATUS_OK, gain_fit
+from thinkcost.analysis.pca import gain_fit
+from thinkcost.tables import (
+    STATUS_OK,
+)
 
 GAIN_BAND_POINTS = 100
 

@@ -22,14 +22,14 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from thinkcost.analysis.fits import (
+from thinkcost.analysis.fits import pareto_frontier
+from thinkcost.tables import (
     POOLED_OPTIMIZATION,
     STATUS_NO_INFERENCE_FLOPS,
     STATUS_NO_SECONDS,
     STATUS_OK,
     STATUS_SEPARATOR,
     cost_columns,
-    pareto_frontier,
 )
 
 OPTIMIZATION_COLOR = "tab:orange"
