@@ -11,6 +11,7 @@ import pytest
 
 from thinkcost import tables
 from thinkcost.analysis import fits
+from thinkcost.analysis.frontier import pareto_frontier
 
 SLOPE = 0.06  # score points per decade of training FLOPs
 INTERCEPT = -0.9
@@ -800,14 +801,14 @@ def test_pareto_frontier_hand_example():
     )
     # a: cheapest.  b: better than a.  c: same cost as b, worse.  d: costs more than b for the
     # same quality.  e: best finite quality.  f: dearer and worse than e.  g: no cost.
-    marked = fits.pareto_frontier(cells, x_col="cost", y_col="quality")
+    marked = pareto_frontier(cells, x_col="cost", y_col="quality")
     assert marked.loc[marked["on_pareto_frontier"], "name"].tolist() == ["a", "b", "e"]
     assert list(marked["name"]) == list(cells["name"])  # input order kept
 
 
 def test_pareto_frontier_keeps_exact_duplicates():
     cells = pd.DataFrame({"cost": [1.0, 1.0, 2.0], "quality": [0.5, 0.5, 0.4]})
-    marked = fits.pareto_frontier(cells, x_col="cost", y_col="quality")
+    marked = pareto_frontier(cells, x_col="cost", y_col="quality")
     assert marked["on_pareto_frontier"].tolist() == [True, True, False]
 
 

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 
 from thinkcost import tables
 from thinkcost.analysis import fits
+from thinkcost.analysis.frontier import pareto_frontier
 from thinkcost.figures import plots
 
 
@@ -195,7 +196,7 @@ def test_pareto_line_goes_through_frontier_points(scores):
     fig = plots.plot_pareto(scores)
     ax = fig.axes[0]
     frontier_line = by_gid(ax, "pareto_frontier")
-    marked = fits.pareto_frontier(scores)
+    marked = pareto_frontier(scores)
     frontier = marked[marked["on_pareto_frontier"]].sort_values("inference_flops_per_request")
     assert 0 < len(frontier) < len(scores)
     assert np.allclose(frontier_line.get_xdata(), frontier["inference_flops_per_request"])

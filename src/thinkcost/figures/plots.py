@@ -22,7 +22,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from thinkcost.analysis.fits import pareto_frontier
+from thinkcost.analysis.frontier import pareto_frontier
 from thinkcost.tables import (
     POOLED_OPTIMIZATION,
     STATUS_NO_INFERENCE_FLOPS,
@@ -707,7 +707,7 @@ def plot_pareto(
     """Score against inference cost per request for every model and optimization.
 
     One scatter series per optimization, each point with its standard error as a vertical error
-    bar; the Pareto frontier (:func:`thinkcost.fits.pareto_frontier`: no other cell is both
+    bar; the Pareto frontier (:func:`thinkcost.analysis.frontier.pareto_frontier`: no other cell is both
     cheaper and better) is drawn as a step line through its points, which are labelled with
     model and optimization. When points on or near the frontier are within one standard error
     of each other (see :func:`_within_one_stderr`), a note under the axes names them: the
@@ -875,7 +875,7 @@ def plot_frontier(
 
     The frontier is the upper envelope over all models: at each cost, the best score reachable
     at no more cost (the running maximum of the scores in order of cost), drawn as a step line.
-    The points that make it (:func:`thinkcost.fits.pareto_frontier`) are ringed and listed in
+    The points that make it (:func:`thinkcost.analysis.frontier.pareto_frontier`) are ringed and listed in
     the legend, cheapest first; points on or near it within one standard error of each other
     are named in a note under the axes (see :func:`_within_one_stderr`).
 
