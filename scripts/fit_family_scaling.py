@@ -1,6 +1,6 @@
 import pandas as pd
 
-from thinkcost.analysis.fits import fit_family_scaling
+from thinkcost.analysis.family import fit_family_scaling
 from thinkcost.logs import log_to
 
 with log_to(snakemake.log[0]):

@@ -1,6 +1,6 @@
 import pandas as pd
 
-from thinkcost.analysis.fits import fit_isoflop
+from thinkcost.analysis.isoflop import fit_isoflop
 from thinkcost.logs import log_to
 
 with log_to(snakemake.log[0]):

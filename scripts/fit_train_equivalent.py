@@ -1,6 +1,6 @@
 import pandas as pd
 
-from thinkcost.analysis.fits import train_equivalent_table
+from thinkcost.analysis.train_equivalent import train_equivalent_table
 from thinkcost.logs import log_to
 
 analysis = snakemake.params.analysis

@@ -1,4 +1,4 @@
-"""Unit tests for thinkcost.analysis.fits on synthetic tables whose true answers are known."""
+"""Unit tests for the scaling fits of thinkcost.analysis on synthetic tables with known answers."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ import pandas as pd
 import pytest
 
 from thinkcost import tables
-from thinkcost.analysis import fits
+from thinkcost.analysis.crossover import DEFAULT_TRAINING_THROUGHPUT, crossover_requests
+from thinkcost.analysis.family import fit_family_scaling
 from thinkcost.analysis.frontier import pareto_frontier
+from thinkcost.analysis.isoflop import fit_isoflop
+from thinkcost.analysis.train_equivalent import train_equivalent_flops, train_equivalent_table
 
 SLOPE = 0.06  # score points per decade of training FLOPs
 INTERCEPT = -0.9
@@ -68,7 +71,7 @@ def no_infinities(frame: pd.DataFrame) -> bool:
 
 def test_exact_line_recovers_slope_and_intercept():
     scores = pd.DataFrame(exact_family())
-    fit = fits.fit_family_scaling(scores).set_index("family").loc["F"]
+    fit = fit_family_scaling(scores).set_index("family").loc["F"]
     assert fit["status"] == tables.STATUS_OK
     assert fit["slope"] == pytest.approx(SLOPE, abs=1e-12)
     assert fit["intercept"] == pytest.approx(INTERCEPT, abs=1e-10)
@@ -89,7 +92,7 @@ def test_noisy_fit_matches_textbook_ols():
             for i, (x, y) in enumerate(zip(log10_flops, observed, strict=True))
         ]
     )
-    fit = fits.fit_family_scaling(scores).iloc[0]
+    fit = fit_family_scaling(scores).iloc[0]
     # Closed-form OLS: slope = Sxy / Sxx, var(slope) = s^2 / Sxx, cov = -mean(x) s^2 / Sxx.
     x_centred = log10_flops - log10_flops.mean()
     sxx = np.sum(x_centred**2)
@@ -122,7 +125,7 @@ def test_family_fit_statuses():
         # only optimized rows
         score_row("o0", "O", 20.0, "cot", 0.3),
     ]
-    fit = fits.fit_family_scaling(pd.DataFrame(rows)).set_index("family")
+    fit = fit_family_scaling(pd.DataFrame(rows)).set_index("family")
     assert fit.loc["S", "status"] == tables.STATUS_SINGLE_MODEL_FAMILY
     assert fit.loc["E", "status"] == tables.STATUS_FEW_DISTINCT_FLOPS
     assert fit.loc["N", "status"] == tables.STATUS_SLOPE_NOT_POSITIVE
@@ -148,7 +151,7 @@ def test_exact_train_equivalent_flops():
         score_row("F1", "F", 20.0, "cot", line_score(log10_true_equivalent), stderr=0.01),
     ]
     scores = pd.DataFrame(rows)
-    result = fits.train_equivalent_flops(scores, fits.fit_family_scaling(scores)).iloc[0]
+    result = train_equivalent_flops(scores, fit_family_scaling(scores)).iloc[0]
     assert result["status"] == tables.STATUS_OK
     assert result["train_equivalent_flops"] == pytest.approx(10**log10_true_equivalent, rel=1e-9)
     assert result["train_equivalent_ratio"] == pytest.approx(10**1.4, rel=1e-9)
@@ -174,9 +177,7 @@ def _coverage_trial(rng, n_models, interval, sigma_fit, sigma_score, log10_true_
     noisy_score = line_score(log10_true_equivalent) + rng.normal(0, sigma_score)
     rows.append(score_row("m0", "F", log10_flops[0], "cot", noisy_score, stderr=sigma_score))
     scores = pd.DataFrame(rows)
-    result = fits.train_equivalent_flops(
-        scores, fits.fit_family_scaling(scores), interval=interval
-    ).iloc[0]
+    result = train_equivalent_flops(scores, fit_family_scaling(scores), interval=interval).iloc[0]
     true_equivalent = 10**log10_true_equivalent
     return (
         result["train_equivalent_flops_low"]
@@ -213,9 +214,9 @@ def test_student_t_interval_is_wider_than_normal():
     ]
     rows.append(score_row("m0", "F", 19.5, "cot", line_score(21.0)))
     scores = pd.DataFrame(rows)
-    family_fits = fits.fit_family_scaling(scores)
-    normal = fits.train_equivalent_flops(scores, family_fits, interval="normal").iloc[0]
-    student = fits.train_equivalent_flops(scores, family_fits, interval="student-t").iloc[0]
+    family_fits = fit_family_scaling(scores)
+    normal = train_equivalent_flops(scores, family_fits, interval="normal").iloc[0]
+    student = train_equivalent_flops(scores, family_fits, interval="student-t").iloc[0]
     assert student["train_equivalent_flops"] == normal["train_equivalent_flops"]
     assert student["train_equivalent_flops_low"] < normal["train_equivalent_flops_low"]
     assert student["train_equivalent_flops_high"] > normal["train_equivalent_flops_high"]
@@ -223,7 +224,7 @@ def test_student_t_interval_is_wider_than_normal():
 
 def _single_result(rows, **kwargs) -> pd.Series:
     scores = pd.DataFrame(rows)
-    result = fits.train_equivalent_flops(scores, fits.fit_family_scaling(scores), **kwargs)
+    result = train_equivalent_flops(scores, fit_family_scaling(scores), **kwargs)
     assert no_infinities(result)
     return result.iloc[0]
 
@@ -356,10 +357,10 @@ def test_missing_baseline_row_for_model():
 
 def test_missing_score_and_missing_family_fit():
     scores = pd.DataFrame([*exact_family(), score_row("F1", "F", 20.0, "cot", float("nan"))])
-    result = fits.train_equivalent_flops(scores, fits.fit_family_scaling(scores)).iloc[0]
+    result = train_equivalent_flops(scores, fit_family_scaling(scores)).iloc[0]
     assert result["status"] == tables.STATUS_NO_SCORE
-    empty_fits = fits.fit_family_scaling(scores.iloc[:0])
-    result = fits.train_equivalent_flops(
+    empty_fits = fit_family_scaling(scores.iloc[:0])
+    result = train_equivalent_flops(
         pd.DataFrame([*exact_family(), score_row("F1", "F", 20.0, "cot", 0.5)]), empty_fits
     ).iloc[0]
     assert result["status"] == tables.STATUS_NO_FAMILY_FIT
@@ -374,14 +375,14 @@ def test_one_row_per_model_and_optimization_and_empty_input():
         score_row("F2", "F", 21.0, "cot", 0.9, task="arc"),  # another task: ignored
     ]
     scores = pd.DataFrame(rows)
-    result = fits.train_equivalent_flops(scores, fits.fit_family_scaling(scores))
+    result = train_equivalent_flops(scores, fit_family_scaling(scores))
     assert sorted(zip(result["model"], result["optimization"], strict=True)) == [
         ("F1", "cot"),
         ("F1", "sc"),
         ("F2", "cot"),
     ]
     assert (result["baseline"] == "standard").all()
-    empty = fits.train_equivalent_flops(scores.iloc[:0], fits.fit_family_scaling(scores.iloc[:0]))
+    empty = train_equivalent_flops(scores.iloc[:0], fit_family_scaling(scores.iloc[:0]))
     assert empty.empty and "train_equivalent_flops" in empty.columns
 
 
@@ -393,7 +394,7 @@ def test_duplicate_rows_are_refused():
     ]
     scores = pd.DataFrame(rows)
     with pytest.raises(ValueError, match="more than one row"):
-        fits.train_equivalent_flops(scores, fits.fit_family_scaling(scores))
+        train_equivalent_flops(scores, fit_family_scaling(scores))
 
 
 # --- crossover_requests --------------------------------------------------------------------------
@@ -447,7 +448,7 @@ def _crossover_table(
             ),
         ]
     )
-    result = fits.crossover_requests(train_equivalent, scores)
+    result = crossover_requests(train_equivalent, scores)
     assert no_infinities(result)
     return result.iloc[0]
 
@@ -516,8 +517,8 @@ def test_crossover_end_to_end_keeps_train_equivalent_columns():
         score_row("F1", "F", 20.0, "cot", line_score(21.0), inference_flops_per_request=5e10),
     ]
     scores = pd.DataFrame(rows)
-    train_equivalent = fits.train_equivalent_flops(scores, fits.fit_family_scaling(scores))
-    result = fits.crossover_requests(train_equivalent, scores)
+    train_equivalent = train_equivalent_flops(scores, fit_family_scaling(scores))
+    result = crossover_requests(train_equivalent, scores)
     assert list(result.columns[: len(train_equivalent.columns)]) == list(train_equivalent.columns)
     # (1e21 - 1e20) / (5e10 - 1e10) = 9e20 / 4e10 = 2.25e10 requests.
     assert result.loc[0, "crossover_requests"] == pytest.approx(2.25e10, rel=1e-9)
@@ -558,8 +559,8 @@ def _seconds_crossover_table(
             | {"seconds_per_request": seconds_per_request},
         ]
     )
-    in_flops = fits.crossover_requests(train_equivalent, scores)
-    result = fits.crossover_requests(
+    in_flops = crossover_requests(train_equivalent, scores)
+    result = crossover_requests(
         in_flops, scores, cost_unit="seconds", training_throughput=training_throughput
     )
     assert no_infinities(result)
@@ -622,8 +623,8 @@ def test_seconds_crossover_statuses_follow_the_seconds_not_the_flops():
             score_row("m", "F", 21.0, "int8", 0.39) | {"seconds_per_request": 0.25},
         ]
     )
-    result = fits.crossover_requests(
-        fits.crossover_requests(train_equivalent, scores), scores, cost_unit="seconds"
+    result = crossover_requests(
+        crossover_requests(train_equivalent, scores), scores, cost_unit="seconds"
     ).iloc[0]
     assert result["crossover_status"] == tables.STATUS_NEVER_CHEAPER
     assert result["crossover_status_seconds"] == tables.STATUS_CHEAPER_ABOVE_CROSSOVER
@@ -659,10 +660,10 @@ def test_train_equivalent_table_carries_both_units_from_one_fit():
     rows = [row | {"seconds_per_request": 0.5} for row in exact_family()]
     rows += [cot | {"seconds_per_request": 2.5}, vote | {"seconds_per_request": np.nan}]
     scores = pd.DataFrame(rows)
-    family_fits = fits.fit_family_scaling(scores)
-    table = fits.train_equivalent_table(scores, family_fits, training_throughput=1e15)
-    in_flops = fits.crossover_requests(
-        fits.train_equivalent_flops(scores, family_fits, interval="student-t"), scores
+    family_fits = fit_family_scaling(scores)
+    table = train_equivalent_table(scores, family_fits, training_throughput=1e15)
+    in_flops = crossover_requests(
+        train_equivalent_flops(scores, family_fits, interval="student-t"), scores
     )
     # The FLOP columns, names and values, are what they were without the seconds.
     pd.testing.assert_frame_equal(table[in_flops.columns], in_flops)
@@ -678,17 +679,17 @@ def test_train_equivalent_table_carries_both_units_from_one_fit():
     assert vote["crossover_status"] == tables.STATUS_OK
     assert vote["crossover_status_seconds"] == tables.STATUS_NO_SECONDS
     # A table with no seconds column at all (written before seconds were measured) says so too.
-    without = fits.train_equivalent_table(scores.drop(columns="seconds_per_request"), family_fits)
+    without = train_equivalent_table(scores.drop(columns="seconds_per_request"), family_fits)
     assert set(without["crossover_status_seconds"]) == {tables.STATUS_NO_SECONDS}
-    assert set(without["training_throughput"]) == {fits.DEFAULT_TRAINING_THROUGHPUT}
+    assert set(without["training_throughput"]) == {DEFAULT_TRAINING_THROUGHPUT}
 
 
 @pytest.mark.parametrize("throughput", [0.0, -4e14, np.nan, np.inf, "fast"])
 def test_training_throughput_must_be_a_positive_number(throughput):
     scores = pd.DataFrame([*exact_family(), score_row("F1", "F", 20.0, "cot", line_score(21.0))])
-    train_equivalent = fits.train_equivalent_flops(scores, fits.fit_family_scaling(scores))
+    train_equivalent = train_equivalent_flops(scores, fit_family_scaling(scores))
     with pytest.raises(ValueError, match="training_throughput must be a positive number"):
-        fits.crossover_requests(
+        crossover_requests(
             train_equivalent, scores, cost_unit="seconds", training_throughput=throughput
         )
 
@@ -696,7 +697,7 @@ def test_training_throughput_must_be_a_positive_number(throughput):
 def test_unknown_cost_unit_is_refused():
     scores = pd.DataFrame(exact_family())
     with pytest.raises(ValueError, match="cost_unit must be one of"):
-        fits.crossover_requests(pd.DataFrame(), scores, cost_unit="joules")
+        crossover_requests(pd.DataFrame(), scores, cost_unit="joules")
 
 
 # --- fit_isoflop ---------------------------------------------------------------------------------
@@ -717,7 +718,7 @@ def _isoflop_scores(rng, n_points=40, alpha=0.05, beta=2e-4, delta=-0.6, noise=0
 def test_isoflop_recovers_known_parameters():
     truth = {"alpha": 0.05, "beta": 2e-4, "delta": -0.6}
     scores = _isoflop_scores(np.random.default_rng(7), **truth)
-    result = fits.fit_isoflop(scores).set_index("optimization")
+    result = fit_isoflop(scores).set_index("optimization")
     assert set(result.index) == {"cot", "sc", "all"}
     for optimization in ("cot", "sc", "all"):
         row = result.loc[optimization]
@@ -746,7 +747,7 @@ def test_isoflop_constant_tokens_leaves_beta_unidentified():
         )
         for i, x in enumerate(log10_flops)
     ]
-    result = fits.fit_isoflop(pd.DataFrame(rows)).set_index("optimization").loc["cot"]
+    result = fit_isoflop(pd.DataFrame(rows)).set_index("optimization").loc["cot"]
     assert result["status"] == tables.STATUS_TOKENS_DO_NOT_VARY
     assert np.isnan(result["beta"]) and np.isnan(result["beta_stderr"])
     assert result["alpha"] == pytest.approx(0.05, abs=0.005)
@@ -759,14 +760,14 @@ def test_isoflop_collinear_tokens_leaves_beta_unidentified():
         score_row(f"m{i}", "F", x, "cot", 0.05 * x - 0.6, generated_tokens_mean=10 * x + 3)
         for i, x in enumerate(log10_flops)
     ]
-    result = fits.fit_isoflop(pd.DataFrame(rows)).iloc[0]
+    result = fit_isoflop(pd.DataFrame(rows)).iloc[0]
     assert result["status"] == tables.STATUS_TOKENS_COLLINEAR
     assert np.isnan(result["beta"])
 
 
 def test_isoflop_point_count_statuses():
     scores = _isoflop_scores(np.random.default_rng(0), n_points=3)
-    result = fits.fit_isoflop(scores).set_index("optimization")
+    result = fit_isoflop(scores).set_index("optimization")
     # "sc" holds points 0 and 2, "cot" point 1; the pooled fit has exactly three points.
     assert result.loc["sc", "status"] == tables.STATUS_FEWER_POINTS_THAN_PARAMETERS
     assert result.loc["cot", "status"] == tables.STATUS_FEWER_POINTS_THAN_PARAMETERS
@@ -780,12 +781,12 @@ def test_isoflop_point_count_statuses():
 def test_isoflop_group_cols_and_empty_input():
     scores = _isoflop_scores(np.random.default_rng(4))
     scores.loc[scores.index[::2], "family"] = "G"
-    result = fits.fit_isoflop(scores, group_cols=("family",))
+    result = fit_isoflop(scores, group_cols=("family",))
     assert set(zip(result["family"], result["optimization"], strict=True)) >= {
         ("F", "all"),
         ("G", "all"),
     }
-    assert fits.fit_isoflop(scores.iloc[:0]).empty
+    assert fit_isoflop(scores.iloc[:0]).empty
 
 
 # --- pareto_frontier -----------------------------------------------------------------------------
@@ -816,8 +817,8 @@ def test_missing_train_flops_for_optimized_model():
     rows = [*exact_family(), score_row("F1", "F", 20.0, "cot", line_score(21.0))]
     rows[-1]["train_flops"] = float("nan")
     scores = pd.DataFrame(rows)
-    train_equivalent = fits.train_equivalent_flops(scores, fits.fit_family_scaling(scores))
-    result = fits.crossover_requests(train_equivalent, scores).iloc[0]
+    train_equivalent = train_equivalent_flops(scores, fit_family_scaling(scores))
+    result = crossover_requests(train_equivalent, scores).iloc[0]
     assert result["status"] == tables.STATUS_NO_TRAIN_FLOPS
     assert result["train_equivalent_flops"] == pytest.approx(1e21, rel=1e-9)
     assert np.isnan(result["train_equivalent_ratio"])
@@ -852,10 +853,10 @@ def test_random_degenerate_tables_never_crash_or_give_inf():
                         )
                     )
         scores = pd.DataFrame(rows)
-        family_fits = fits.fit_family_scaling(scores)
-        train_equivalent = fits.train_equivalent_flops(scores, family_fits)
-        crossover = fits.crossover_requests(train_equivalent, scores)
-        isoflop = fits.fit_isoflop(scores)
+        family_fits = fit_family_scaling(scores)
+        train_equivalent = train_equivalent_flops(scores, family_fits)
+        crossover = crossover_requests(train_equivalent, scores)
+        isoflop = fit_isoflop(scores)
         for table in (family_fits, crossover, isoflop):
             assert no_infinities(table)
         known = set(tables.STATUS_MEANINGS)
@@ -876,8 +877,8 @@ def test_identical_baseline_scores_count_as_flat():
     rows = [score_row(f"c{i}", "C", x, "standard", 0.4) for i, x in enumerate([20.0, 21.0, 22.0])]
     rows.append(score_row("c0", "C", 20.0, "cot", 0.5))
     scores = pd.DataFrame(rows)
-    assert fits.fit_family_scaling(scores).loc[0, "status"] == tables.STATUS_SLOPE_NOT_POSITIVE
-    result = fits.train_equivalent_flops(scores, fits.fit_family_scaling(scores)).iloc[0]
+    assert fit_family_scaling(scores).loc[0, "status"] == tables.STATUS_SLOPE_NOT_POSITIVE
+    result = train_equivalent_flops(scores, fit_family_scaling(scores)).iloc[0]
     assert result["status"] == tables.STATUS_SLOPE_NOT_POSITIVE
 
 
@@ -885,11 +886,7 @@ def test_the_library_and_the_config_have_one_interval_default():
     """train_equivalent_flops called directly gives what the workflow's table gives."""
     import inspect
 
-    from thinkcost.analysis.fits import (
-        DEFAULT_INTERVAL,
-        train_equivalent_flops,
-        train_equivalent_table,
-    )
+    from thinkcost.analysis.linear import DEFAULT_INTERVAL
     from thinkcost.config import load_yaml_strict
 
     schema = load_yaml_strict(Path(__file__).resolve().parents[1] / "config" / "schema.yaml")

@@ -6,12 +6,13 @@ are read by every later stage and by users' own notebooks. Their column names an
 of their status columns are stated here once, and every stage imports them from here.
 
 A status is ``"ok"`` or one or more of the strings in :data:`STATUS_MEANINGS`, joined by
-``"; "`` when several caveats apply to the same row. Test for a reason with
-``status.str.split("; ")``, not equality.
+``"; "`` when several caveats apply to the same row (the PCA's two templates are listed by
+their pattern). Test for a reason with ``status.str.split("; ")``, not equality.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 # --- scores.csv ----------------------------------------------------------------------------------
@@ -78,6 +79,18 @@ STATUS_TOKENS_COLLINEAR = "generated tokens collinear with log10 train_flops"
 STATUS_FIT_FAILED = "fit failed"
 STATUS_COVARIANCE_UNDEFINED = "covariance could not be estimated"
 
+# observational_scaling and gain_fit (the PCA). Its family fit is fit_family_scaling's on PC1, and
+# two of its reasons are fit_family_scaling's in other words: STATUS_CONSTANT_COMPUTE is
+# STATUS_FEW_DISTINCT_FLOPS, STATUS_FLAT is STATUS_SLOPE_NOT_POSITIVE.
+STATUS_TOO_FEW = "fewer than two models"
+STATUS_CONSTANT_COMPUTE = "fewer than two distinct training-compute values"
+STATUS_FLAT = "slope not positive: PC1 does not grow with compute"
+STATUS_NO_PC1 = "no PC1"
+STATUS_NO_REFERENCE_FIT = "no family with a fit"
+# Templates: the reference family's name (and, in the second, its fit's status) filled in.
+STATUS_REFERENCE_NOT_IN_PCA = "no model of family {family!r} in the PCA"
+STATUS_REFERENCE_UNUSABLE = "reference family {family}: {status}"
+
 STATUS_MEANINGS: dict[str, str] = {
     STATUS_OK: "All numbers in the row were computed as documented.",
     STATUS_NO_BASELINE_SCORES: "The family has no finite baseline score with positive train_flops.",
@@ -136,6 +149,18 @@ STATUS_MEANINGS: dict[str, str] = {
     STATUS_COVARIANCE_UNDEFINED: (
         "curve_fit returned a non-finite covariance although there are residual degrees of "
         "freedom; estimates kept, standard errors NaN."
+    ),
+    STATUS_TOO_FEW: (
+        "Fewer than two models with a PC1 and training compute (fewer than three for a gain "
+        "fit): nothing is fitted."
+    ),
+    STATUS_CONSTANT_COMPUTE: "All models share one x value (training compute or PC1): no slope.",
+    STATUS_FLAT: "PC1 does not rise with training compute, so the fit cannot be inverted.",
+    STATUS_NO_PC1: "The model has no PC1, so it has no f-equivalent compute.",
+    STATUS_NO_REFERENCE_FIT: "No family's PC1 fit succeeded: there is no reference family.",
+    STATUS_REFERENCE_NOT_IN_PCA: "The named reference family has no model in the PCA.",
+    STATUS_REFERENCE_UNUSABLE: (
+        "The reference family's fit has the status named: no f-equivalent compute."
     ),
 }
 
@@ -266,8 +291,15 @@ def join_status(reasons: Iterable[str]) -> str:
     return STATUS_SEPARATOR.join(dict.fromkeys(kept)) if kept else STATUS_OK
 
 
-# --- PCA (observational scaling) -----------------------------------------------------------------
-STATUS_TOO_FEW = "fewer than two models"
-STATUS_CONSTANT_COMPUTE = "fewer than two distinct training-compute values"
-STATUS_FLAT = "slope not positive: PC1 does not grow with compute"
-STATUS_NO_FIT = "no family fit"
+# --- Reading cells -------------------------------------------------------------------------------
+def is_finite(value: object) -> bool:
+    """Whether a table cell holds a finite number (not NaN, None, text or an infinity)."""
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def finite_float(value: object) -> float:
+    """A table cell as a float, NaN unless it holds a finite number."""
+    return float(value) if is_finite(value) else float("nan")

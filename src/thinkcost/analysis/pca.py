@@ -7,10 +7,11 @@ own data: scikit-learn's PCA of the raw scores (centred, not standardised), thre
 loadings = components × √(explained variance).
 
 On that scale:
-- `family_fit`: per family with two or more models, PC1 = w·log10 C + b by OLS (statsmodels),
-  with standard errors (ObsScaling's family fit);
+- `family_fit`: per family with two or more models, PC1 = w·log10 C + b by OLS, with standard
+  errors (ObsScaling's family fit; the family scaling fits' line, `linear.fit_line`);
 - `equivalent_compute`: the training compute a model of a reference family would need for a
-  given PC1 ("f-equivalent" compute), with delta-method bounds;
+  given PC1 ("f-equivalent" compute), with delta-method bounds (`linear.invert_line`, as for
+  train-equivalent FLOPs);
 - `gain_fit`: an optimization's gain over the baseline regressed on PC1 across all models, with
   a confidence band: where chain of thought or voting starts to pay on the shared axis.
 
@@ -21,17 +22,21 @@ status saying why, never an exception.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from thinkcost.analysis.linear import LineFit, fit_line, invert_line
 from thinkcost.tables import (
     AVERAGE,
     STATUS_CONSTANT_COMPUTE,
     STATUS_FLAT,
+    STATUS_NO_PC1,
+    STATUS_NO_REFERENCE_FIT,
     STATUS_OK,
+    STATUS_REFERENCE_NOT_IN_PCA,
+    STATUS_REFERENCE_UNUSABLE,
     STATUS_TOO_FEW,
 )
 
@@ -85,10 +90,8 @@ def capability_components(
 
 
 def family_fit(pc1: pd.Series, log10_compute: pd.Series) -> dict:
-    """PC1 = w·log10 C + b by OLS over one family's models, with standard errors and their
-    covariance; NaN and a status where it cannot be fitted."""
-    import statsmodels.api as sm
-
+    """PC1 = w·log10 C + b by OLS over one family's models (:func:`fit_line`), with standard
+    errors and their covariance; NaN and a status where it cannot be fitted."""
     data = pd.DataFrame({"pc1": pc1, "x": log10_compute}).dropna()
     record = {
         "n_models": len(data),
@@ -96,6 +99,7 @@ def family_fit(pc1: pd.Series, log10_compute: pd.Series) -> dict:
         "intercept": math.nan,
         "slope_stderr": math.nan,
         "intercept_stderr": math.nan,
+        # The covariance of slope and intercept; pca_family_fits.csv's name for it.
         "covariance": math.nan,
         "residual_dof": max(len(data) - 2, 0),
         "status": STATUS_OK,
@@ -104,45 +108,34 @@ def family_fit(pc1: pd.Series, log10_compute: pd.Series) -> dict:
         return {**record, "status": STATUS_TOO_FEW}
     if data["x"].nunique() < 2:
         return {**record, "status": STATUS_CONSTANT_COMPUTE}
-    fit = sm.OLS(data["pc1"].to_numpy(), sm.add_constant(data["x"].to_numpy())).fit()
-    covariance = fit.cov_params() if len(data) > 2 else np.full((2, 2), np.nan)
-    record.update(
-        slope=float(fit.params[1]),
-        intercept=float(fit.params[0]),
-        slope_stderr=float(np.sqrt(covariance[1, 1])),
-        intercept_stderr=float(np.sqrt(covariance[0, 0])),
-        covariance=float(covariance[0, 1]),
-    )
-    if record["slope"] <= 0:
+    line = fit_line(data["x"].to_numpy(), data["pc1"].to_numpy())
+    record.update((name, value) for name, value in asdict(line).items() if name in record)
+    record["covariance"] = line.cov_slope_intercept
+    if not line.rises:
         record["status"] = STATUS_FLAT
     return record
 
 
 def equivalent_compute(pc1: float, fit: dict, confidence: float = 0.95) -> dict:
     """log10 C at which the reference family's fit reaches `pc1` (f-equivalent compute), with
-    delta-method bounds from the fit's covariance (Student-t on its residual degrees of
-    freedom; none when the fit has no standard errors)."""
-    nan = {"log10_compute": math.nan, "low": math.nan, "high": math.nan}
+    delta-method bounds from the fit's covariance (:func:`invert_line` at its default interval,
+    Student-t on the residual degrees of freedom; none when the fit has no standard errors)."""
     if fit["status"] != STATUS_OK or not np.isfinite(pc1):
-        return {**nan, "status": fit["status"] if fit["status"] != STATUS_OK else "no PC1"}
-    w, b = fit["slope"], fit["intercept"]
-    x = (pc1 - b) / w
-    # ∂x/∂w = −(pc1 − b)/w², ∂x/∂b = −1/w.
-    gradient = np.array([-1.0 / w, -(pc1 - b) / w**2])  # (b, w) order
-    covariance = np.array(
-        [
-            [fit["intercept_stderr"] ** 2, fit["covariance"]],
-            [fit["covariance"], fit["slope_stderr"] ** 2],
-        ]
+        status = fit["status"] if fit["status"] != STATUS_OK else STATUS_NO_PC1
+        return {"log10_compute": math.nan, "low": math.nan, "high": math.nan, "status": status}
+    line = LineFit(
+        slope=fit["slope"],
+        intercept=fit["intercept"],
+        slope_stderr=fit["slope_stderr"],
+        intercept_stderr=fit["intercept_stderr"],
+        cov_slope_intercept=fit["covariance"],
+        residual_dof=fit["residual_dof"],
     )
-    spread = float(np.sqrt(gradient @ covariance @ gradient))
-    if not np.isfinite(spread):
-        return {"log10_compute": x, "low": math.nan, "high": math.nan, "status": STATUS_OK}
-    quantile = stats.t.ppf(0.5 + confidence / 2, fit["residual_dof"])
+    inversion = invert_line(pc1, line, confidence)
     return {
-        "log10_compute": x,
-        "low": x - quantile * spread,
-        "high": x + quantile * spread,
+        "log10_compute": inversion.x,
+        "low": inversion.low,
+        "high": inversion.high,
         "status": STATUS_OK,
     }
 
@@ -152,8 +145,6 @@ def gain_fit(gain: pd.Series, pc1: pd.Series, confidence: float = 0.95) -> dict:
     function giving the fitted gain and its confidence band at any PC1, and the PC1 at which
     the fitted gain crosses zero (where the optimization starts to pay, if the slope is
     positive)."""
-    import statsmodels.api as sm
-
     data = pd.DataFrame({"gain": gain, "pc1": pc1}).dropna()
     if len(data) < 3 or data["pc1"].nunique() < 2:
         return {
@@ -165,29 +156,19 @@ def gain_fit(gain: pd.Series, pc1: pd.Series, confidence: float = 0.95) -> dict:
             "band": None,
             "status": STATUS_TOO_FEW if len(data) < 3 else STATUS_CONSTANT_COMPUTE,
         }
-    fit = sm.OLS(data["gain"].to_numpy(), sm.add_constant(data["pc1"].to_numpy())).fit()
-    intercept, slope = (float(v) for v in fit.params)
+    line = fit_line(data["pc1"].to_numpy(), data["gain"].to_numpy())
 
     def band(x) -> pd.DataFrame:
         x = np.atleast_1d(np.asarray(x, dtype=float))
-        frame = fit.get_prediction(sm.add_constant(x, has_constant="add")).summary_frame(
-            alpha=1 - confidence
-        )
-        return pd.DataFrame(
-            {
-                "pc1": x,
-                "gain": frame["mean"],
-                "low": frame["mean_ci_lower"],
-                "high": frame["mean_ci_upper"],
-            }
-        )
+        mean, low, high = line.band(x, confidence)
+        return pd.DataFrame({"pc1": x, "gain": mean, "low": low, "high": high})
 
     return {
         "n_models": len(data),
-        "slope": slope,
-        "intercept": intercept,
-        "slope_stderr": float(fit.bse[1]),
-        "pays_from_pc1": -intercept / slope if slope > 0 else math.nan,
+        "slope": line.slope,
+        "intercept": line.intercept,
+        "slope_stderr": line.slope_stderr,
+        "pays_from_pc1": -line.intercept / line.slope if line.slope > 0 else math.nan,
         "band": band,
         "status": STATUS_OK,
     }
@@ -230,70 +211,80 @@ def observational_scaling(
     if missing_tasks:
         raise ValueError(f"the scores table has no task {', '.join(map(repr, missing_tasks))}")
     pca = capability_components(matrix, n_components)
-    compute = model_compute(scores)
-    table = compute.loc[pca.scores.index].copy()
+    table = model_compute(scores).loc[pca.scores.index].copy()
     table["log10_train_flops"] = np.log10(table["train_flops"].astype(float))
     table = table.join(pca.scores)
 
-    fits = []
-    for family, members in table.groupby("family", sort=True):
-        fits.append({"family": family, **family_fit(members["pc_1"], members["log10_train_flops"])})
-    family_fits = pd.DataFrame(fits)
-    ok = family_fits[family_fits["status"] == STATUS_OK]
-    if reference_family is None and not ok.empty:
-        reference_family = ok.sort_values(["n_models", "family"], ascending=[False, True])[
-            "family"
-        ].iloc[0]
+    family_fits = pd.DataFrame(
+        [
+            {"family": family, **family_fit(members["pc_1"], members["log10_train_flops"])}
+            for family, members in table.groupby("family", sort=True)
+        ]
+    )
+    if reference_family is None:
+        reference_family = _default_reference(family_fits)
     family_fits["reference"] = family_fits["family"] == reference_family
 
-    if reference_family in set(family_fits["family"]):
-        reference = family_fits.set_index("family").loc[reference_family].to_dict()
-    else:
-        reference = {"status": f"no model of family {reference_family!r} in the PCA"}
-        if reference_family is None:
-            reference["status"] = "no family with a fit"
-    equivalents = []
-    for pc1 in table["pc_1"]:
-        if "slope" not in reference:
-            equivalents.append(
-                {
-                    "log10_compute": math.nan,
-                    "low": math.nan,
-                    "high": math.nan,
-                    "status": reference["status"],
-                }
-            )
-            continue
-        result = equivalent_compute(pc1, reference, confidence)
-        if result["status"] != STATUS_OK:
-            result["status"] = f"reference family {reference_family}: {result['status']}"
-        equivalents.append(result)
-    equivalent = pd.DataFrame(equivalents, index=table.index)
+    equivalent = _equivalent_compute_in(reference_family, family_fits, table["pc_1"], confidence)
     table["reference_family"] = reference_family
     table["equivalent_log10_flops"] = equivalent["log10_compute"]
     table["equivalent_log10_flops_low"] = equivalent["low"]
     table["equivalent_log10_flops_high"] = equivalent["high"]
     table["equivalent_status"] = equivalent["status"]
-
-    missing = matrix.loc[pca.dropped]
-    dropped = pd.DataFrame(
-        {
-            "model": pca.dropped,
-            "missing_tasks": [
-                " ".join(task for task in tasks if pd.isna(missing.loc[model, task]))
-                for model in pca.dropped
-            ],
-        }
-    )
     return {
         "components": table.reset_index(),
         "loadings": pca.loadings.rename_axis("task").reset_index(),
         "explained_variance": pca.explained_variance_ratio.rename("explained_variance_ratio")
         .rename_axis("component")
         .reset_index(),
-        "dropped": dropped,
+        "dropped": _dropped(matrix, pca.dropped, tasks),
         "family_fits": family_fits,
     }
+
+
+def _default_reference(family_fits: pd.DataFrame) -> str | None:
+    """The family with the most models whose fit succeeded (ties: the first by name)."""
+    ok = family_fits[family_fits["status"] == STATUS_OK]
+    if ok.empty:
+        return None
+    return ok.sort_values(["n_models", "family"], ascending=[False, True])["family"].iloc[0]
+
+
+def _equivalent_compute_in(
+    reference_family: str | None, family_fits: pd.DataFrame, pc1: pd.Series, confidence: float
+) -> pd.DataFrame:
+    """Each PC1's f-equivalent compute in `reference_family`, or the status saying why not."""
+    if reference_family not in set(family_fits["family"]):
+        if reference_family is None:
+            status = STATUS_NO_REFERENCE_FIT
+        else:
+            status = STATUS_REFERENCE_NOT_IN_PCA.format(family=reference_family)
+        nan = {"log10_compute": math.nan, "low": math.nan, "high": math.nan, "status": status}
+        return pd.DataFrame([nan] * len(pc1), index=pc1.index)
+    reference = family_fits.set_index("family").loc[reference_family].to_dict()
+    equivalents = []
+    for value in pc1:
+        result = equivalent_compute(value, reference, confidence)
+        if result["status"] != STATUS_OK:
+            result["status"] = STATUS_REFERENCE_UNUSABLE.format(
+                family=reference_family, status=result["status"]
+            )
+        equivalents.append(result)
+    return pd.DataFrame(equivalents, index=pc1.index)
+
+
+def _dropped(matrix: pd.DataFrame, dropped: list, tasks: list[str]) -> pd.DataFrame:
+    """The models the PCA left out, each with the tasks it lacks."""
+    missing = matrix.loc[dropped]
+    return pd.DataFrame(
+        {
+            "model": dropped,
+            "missing_tasks": [
+                " ".join(task for task in tasks if pd.isna(missing.loc[model, task]))
+                for model in dropped
+            ],
+        }
+    )
 
 
 def optimization_gains(
