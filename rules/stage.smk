@@ -16,8 +16,8 @@ rule stage_model:
     conda:
         "../envs/evaluate.yaml"
     params:
-        source=lambda wildcards: config["models"][wildcards.model]["source"],
-        out_dir=lambda wildcards: get_model_dir(wildcards.model),
+        source=get_model_source,
+        out_dir=get_model_dir,
         download_dir="results/stage/downloads",
     script:
         "../scripts/stage_model.py"
@@ -46,7 +46,7 @@ rule stage_hub_dataset:
     conda:
         "../envs/evaluate.yaml"
     params:
-        lm_eval_task=lambda wildcards: lm_eval_task(config, wildcards.task),
+        lm_eval_task=get_lm_eval_task,
         task_paths=config["evaluation"]["task_paths"],
     script:
         "../scripts/stage_hub_dataset.py"

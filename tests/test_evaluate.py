@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from thinkcost.config import apply_schema
+from thinkcost.config import CellSpec, apply_schema
 from thinkcost.evaluate.cell import evaluate_cell
+from thinkcost.evaluate.outputs import CellOutputs
 
 REPO = Path(__file__).resolve().parents[1]
 TASK = "thinkcost_winogrande_local"  # tests/tasks/winogrande_local.yaml, 4 questions
 
 
-def cell_arguments(model_dir: Path, out: Path, metric: str) -> dict:
+def cell_spec(model_dir: Path, metric: str) -> CellSpec:
     config = apply_schema(
         {
             "models": {
@@ -31,21 +32,17 @@ def cell_arguments(model_dir: Path, out: Path, metric: str) -> dict:
         },
         REPO / "config" / "schema.yaml",
     )
-    return {
-        "model_dir": str(model_dir),
-        "task": TASK,
-        "metric": metric,
-        "params": 1e8,
-        "knobs": config["optimizations"]["cot"],
-        "evaluation": config["evaluation"],
-        "limit": None,
-        "num_fewshot": None,
-        "cell": {"model": "m", "task": "w", "optimization": "cot"},
-        "results_path": out / "results.json",
-        "samples_path": out / "samples.jsonl",
-        "requests_path": out / "requests.jsonl",
-        "cost_path": out / "cost.json",
-    }
+    return CellSpec(
+        model_dir=str(model_dir),
+        lm_eval_task=TASK,
+        metric=metric,
+        params=1e8,
+        knobs=config["optimizations"]["cot"],
+        evaluation=config["evaluation"],
+        limit=None,
+        num_fewshot=None,
+        cell={"model": "m", "task": "w", "optimization": "cot"},
+    )
 
 
 def test_a_metric_missing_after_the_run_loses_no_answer(smollm2_dir, tmp_path):
@@ -54,7 +51,7 @@ def test_a_metric_missing_after_the_run_loses_no_answer(smollm2_dir, tmp_path):
     with pytest.raises(
         KeyError, match=r"reported no metric 'accuracy'; it reported \['acc,none'\]"
     ):
-        evaluate_cell(**cell_arguments(smollm2_dir, tmp_path, "accuracy"))
+        evaluate_cell(cell_spec(smollm2_dir, "accuracy"), CellOutputs.in_directory(tmp_path))
     assert not (tmp_path / "results.json").exists()  # the cell is not complete
     checkpoint = (tmp_path / "checkpoint.jsonl").read_text().splitlines()
     assert len(checkpoint) == 1 + 4  # the signature, then one record per question
@@ -62,7 +59,7 @@ def test_a_metric_missing_after_the_run_loses_no_answer(smollm2_dir, tmp_path):
     assert "acc,none" in kept["results"][TASK]
     assert len((tmp_path / "unscored" / "requests.jsonl").read_text().splitlines()) == 4
 
-    record = evaluate_cell(**cell_arguments(smollm2_dir, tmp_path, "acc,none"))
+    record = evaluate_cell(cell_spec(smollm2_dir, "acc,none"), CellOutputs.in_directory(tmp_path))
     assert record["resumed_requests"] == 4  # every answer came from the checkpoint
     assert not (tmp_path / "unscored").exists()  # the complete cell replaces it
     assert record["forward_passes"] == 0

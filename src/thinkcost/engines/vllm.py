@@ -17,6 +17,9 @@ engine steps (forward passes), tokens per step, cached prefix tokens.
 
 vLLM starts its engine process with spawn: a script that loads this engine needs an
 `if __name__ == "__main__":` guard (Snakemake's scripts and pytest have one).
+
+`VLLMProfile` is what the workflow knows of the engine before a job loads it; this module imports
+vLLM only inside the engine's methods, so that the config checks may ask the profile.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from types import MappingProxyType
 
+from thinkcost.engines import EngineProfile
 from thinkcost.engines.base import (
     Generation,
     GenerationRequest,
@@ -32,6 +37,51 @@ from thinkcost.engines.base import (
     ScoreRequest,
     TransformersTokenizerEngine,
 )
+
+
+class VLLMProfile(EngineProfile):
+    """vLLM in its own environment, split over `evaluation.vllm.tensor_parallel_size` GPUs, with
+    its own runtime: it drafts with its own speculative decoding and refuses the hf engine's
+    runtime knobs rather than ignore them."""
+
+    engine = "thinkcost.engines.vllm:VLLMEngine"
+    requires = "vllm"
+    install_hint = (
+        "needs vLLM, which is not installed: `make install-vllm` (the CPU build, into .venv) or "
+        "envs/vllm.yaml (CUDA, for clusters)"
+    )
+    conda_env = "../envs/vllm.yaml"
+    refused_knobs = MappingProxyType(
+        {
+            "compile": "vLLM compiles its model itself; set evaluation.vllm.enforce_eager",
+            "attn_implementation": "vLLM picks its own attention backend",
+            "quantization": "vLLM's own quantized checkpoints are not wired in here",
+        }
+    )
+
+    def gpus(self, params: float, evaluation: dict) -> int:
+        return evaluation["vllm"]["tensor_parallel_size"]
+
+    def drafting_arguments(self, assistant: dict, assistant_dir: str | None) -> dict:
+        """vLLM's own speculative decoding: a draft model, or n-gram prompt lookup."""
+        if assistant_dir:
+            speculative = {
+                "model": assistant_dir,
+                "num_speculative_tokens": assistant["num_assistant_tokens"],
+            }
+        elif assistant.get("prompt_lookup_num_tokens"):
+            speculative = {
+                "method": "ngram",
+                "num_speculative_tokens": assistant["prompt_lookup_num_tokens"],
+                "prompt_lookup_max": 3,
+                "prompt_lookup_min": 1,
+            }
+        else:  # no drafting (prompt lookup of 0 tokens): the backend's argument, unused here
+            return super().drafting_arguments(assistant, assistant_dir)
+        return {"speculative": speculative}
+
+    def options(self, evaluation: dict) -> dict:
+        return evaluation["vllm"]
 
 
 class VLLMEngine(TransformersTokenizerEngine):
