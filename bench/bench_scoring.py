@@ -8,7 +8,7 @@ ratio, and checks the log-likelihoods agree. The engine's prefix cache is off he
 repeat computes the contexts afresh (in a cell the rationale's own cache makes scoring cheaper
 still).
 
-    python bench/bench_scoring.py [model_dir] [--questions 16] [--rationale-tokens 256]
+    .venv/bin/python -m bench.bench_scoring [model_dir] [--questions 16] [--rationale-tokens 256]
 
 model_dir defaults to the staged default model, results/stage/models/smollm2-135m-instruct.
 

@@ -1,7 +1,7 @@
-"""Profile thinkcost's side of bench/hybrid_throughput.py: the hf engine under the `Hybrid`
+"""Profile thinkcost's side of bench.hybrid_throughput: the hf engine under the `Hybrid`
 strategy on the same questions, built the same way, without the paper's side.
 
-    .venv/bin/python bench/decode_profile.py --tasks navigate date_understanding --limit 8 \\
+    .venv/bin/python -m bench.decode_profile --tasks navigate date_understanding --limit 8 \\
         --max-new-tokens 256 [--profile cprofile|torch] [--repeats 3]
 
 Prints per run the engine's counters (prefill, decode, scoring seconds), and with --profile the
@@ -13,37 +13,28 @@ from __future__ import annotations
 
 import cProfile
 import json
-import os
 import pstats
-import sys
 import time
 from pathlib import Path
 
-import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import hybrid_throughput as bench
+from bench.common import argument_parser, prepare, questions_by_task
+from bench.methods import run_thinkcost
 
 
 def main() -> None:
-    parser = bench.argument_parser(__doc__, 8, 256)
+    parser = argument_parser(__doc__, 8, 256)
     parser.add_argument("--profile", choices=["none", "cprofile", "torch"], default="none")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--dump", help="write rationales and log-likelihoods to this JSON file")
     options = parser.parse_args()
-    os.chdir(bench.REPO)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    torch.set_num_threads(options.threads)
-    settings = bench.load_settings(options)
-    questions = bench.questions_by_task(settings, options.limit)
+    settings = prepare(options)
+    questions = questions_by_task(settings, options.limit)
     for repeat in range(options.repeats):
         started = time.perf_counter()
         if options.profile == "cprofile":
             profiler = cProfile.Profile()
             profiler.enable()
-            ours, engine, answer_seconds = bench.run_thinkcost(settings, questions, options)
+            ours, engine, answer_seconds = run_thinkcost(settings, questions, options)
             profiler.disable()
             stats = pstats.Stats(profiler).strip_dirs()
             stats.sort_stats("cumulative").print_stats(45)
@@ -52,10 +43,10 @@ def main() -> None:
             from torch.profiler import ProfilerActivity, profile
 
             with profile(activities=[ProfilerActivity.CPU]) as profiler:
-                ours, engine, answer_seconds = bench.run_thinkcost(settings, questions, options)
+                ours, engine, answer_seconds = run_thinkcost(settings, questions, options)
             print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=30))
         else:
-            ours, engine, answer_seconds = bench.run_thinkcost(settings, questions, options)
+            ours, engine, answer_seconds = run_thinkcost(settings, questions, options)
         c = engine.counters
         print(
             f"run {repeat}: wall {time.perf_counter() - started:.2f} s, answer {answer_seconds:.2f}"

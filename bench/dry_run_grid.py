@@ -17,7 +17,7 @@ conda or script). Nothing is staged or downloaded: the models are empty local di
 temporary directory, the tasks are real lm-eval task names that validation accepts, and the
 optimizations are hybrid variants with and without a chain-of-thought trigger.
 
-    .venv/bin/python bench/dry_run_grid.py [--models 25] [--tasks 20] [--optimizations 20]
+    .venv/bin/python -m bench.dry_run_grid [--models 25] [--tasks 20] [--optimizations 20]
 
 It takes under two minutes on the 2-core development machine. Snakemake runs with --nolock, so that
 a workflow running in the repository at the same time does not stop it; CPU seconds are printed

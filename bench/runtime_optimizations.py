@@ -1,7 +1,7 @@
 """Runtime optimizations side by side: precision, int8, torch.compile, prompt-lookup drafts.
 
 Every variant is a fresh `hf` engine answering the same questions (the default config's BBH
-tasks, formatted by lm-eval as the workflow's cells format them, as bench/hybrid_throughput.py
+tasks, formatted by lm-eval as the workflow's cells format them, as bench/common.py
 loads them) under the `cot` optimization: the question, "Let's think step by step.", a greedy
 rationale of up to T new tokens that stops at "Q:", "Question:" or the model's own "The answer
 is", then "The answer is:" and every choice scored by log-likelihood (the `Hybrid` strategy, one
@@ -59,10 +59,10 @@ answers and rationales equal the baseline's; the accuracy difference; and a last
 (x: the largest speedup; y: int8's model bytes over the baseline's; z: int8's accuracy minus the
 baseline's, as a fraction; "n/a" where int8 did not run).
 
-    .venv/bin/python bench/runtime_optimizations.py                  # the measurement, < 10 min
-    .venv/bin/python bench/runtime_optimizations.py --limit 2 --max-new-tokens 16 --threads 1 \\
+    .venv/bin/python -m bench.runtime_optimizations                  # the measurement, < 10 min
+    .venv/bin/python -m bench.runtime_optimizations --limit 2 --max-new-tokens 16 --threads 1 \\
         --tasks navigate --variants baseline lookup int8              # a smoke test
-    .venv/bin/python bench/runtime_optimizations.py --device cuda --batch-size 128   # on a GPU
+    .venv/bin/python -m bench.runtime_optimizations --device cuda --batch-size 128   # on a GPU
 
 Run it on an idle machine: two CPU-heavy processes on two cores slow each other many times over.
 The staged model and task data are read from results/stage/ (staged first when missing).
@@ -94,22 +94,16 @@ import ctypes
 import gc
 import importlib.util
 import math
-import os
-import sys
 import traceback
-from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import hybrid_throughput as common
-
-from thinkcost.engines import GenerationRequest, SamplingSpec, ScoreRequest, load_engine
-from thinkcost.engines.runtime import RuntimeSettingError
-from thinkcost.inference.strategies import Hybrid, Question
+from bench import common
+from thinkcost.engines import ScoreRequest
+from thinkcost.engines.hf.runtime import RuntimeSettingError
+from thinkcost.inference.questions import Question
+from thinkcost.inference.strategies import Hybrid
 
 DEFAULT_LIMIT = 8  # questions per task: 32 questions
 DEFAULT_MAX_NEW_TOKENS = 128
@@ -190,29 +184,10 @@ class Task:
 
 
 def load_task(task: str, settings: common.Settings, limit: int | None) -> Task:
-    """As hybrid_throughput.load_questions, keeping each question's document."""
-    from thinkcost.config.tasks import task_manager
-
-    loaded = task_manager(task, settings.task_paths).load([task])["tasks"][task]
-    if loaded.get_config("num_fewshot") is None:  # as lm-eval's simple_evaluate does
-        loaded.set_config(key="num_fewshot", value=0)
-    loaded.set_fewshot_seed(seed=settings.seed)
-    loaded.build_all_requests(limit=limit, rank=0, world_size=1)
-    by_doc = defaultdict(list)
-    for instance in loaded.instances:
-        by_doc[instance.doc_id].append(instance)
-    questions, docs = [], []
-    for doc_id, instances in sorted(by_doc.items()):
-        instances.sort(key=lambda instance: instance.idx)
-        questions.append(
-            Question(
-                key=f"{task}/{doc_id}",
-                context=instances[0].args[0],
-                choices=tuple(instance.args[1] for instance in instances),
-            )
-        )
-        docs.append(instances[0].doc)
-    return Task(questions, docs, loaded)
+    """The task's first `limit` questions as the other benchmarks load them, with their
+    documents."""
+    loaded, documents = common.lm_eval_documents(task, settings, limit)
+    return Task([q for q, _ in documents], [doc for _, doc in documents], loaded)
 
 
 # ---------------------------------------------------------------------------- memory
@@ -273,17 +248,11 @@ def memory_peak(device: str) -> int | None:
 
 
 @dataclass
-class Result:
+class Result(common.Timings):
     """One variant (or one pass of it) over every question."""
 
-    name: str
     dtype: str = ""
     attention: str = ""
-    load_seconds: float = 0.0
-    generation_seconds: float = 0.0
-    scoring_seconds: float = 0.0
-    generated_tokens: int = 0
-    questions: int = 0
     correct: float = 0.0
     model_bytes: int = 0
     resident_bytes: int | None = None  # memory after the load and warm-up minus before
@@ -296,15 +265,6 @@ class Result:
     compiled_calls: int | None = None
     rationales: dict[str, str] = field(default_factory=dict)
     chosen: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def seconds(self) -> float:
-        """Generation and scoring: the model load excluded."""
-        return self.generation_seconds + self.scoring_seconds
-
-    @property
-    def tokens_per_second(self) -> float:
-        return self.generated_tokens / self.generation_seconds if self.generation_seconds else 0.0
 
     @property
     def accuracy(self) -> float:
@@ -372,24 +332,12 @@ def run_variant(
     before, before_anon = memory_now(device), proc_status("RssAnon")
     peak_reset = reset_peak(device)
     with common.stopwatch(device) as load:
-        engine = load_engine(
-            "hf",
-            str(settings.model_dir),
-            device=device,
-            max_batch_size=options.batch_size,
-            **engine_options,
-        )
-        # Warm-up, not counted: thread pools, kernels, the allocator, the weights' pages (a
-        # compiled forward's first graphs: their seconds are in compile_warmup_seconds too).
-        engine.generate([GenerationRequest("Warm up.", 1)], SamplingSpec(max_new_tokens=2))
-        engine.clear_prefix_cache()
+        # The warm-up is not counted: a compiled forward's first graphs are in
+        # compile_warmup_seconds too.
+        engine = common.load_warm_engine(settings, options, **engine_options)
     release_memory(device)  # what the load freed (int8: the float32 copy it quantized) goes back
     resident, anon = memory_now(device), proc_status("RssAnon")
-    strategy = Hybrid(
-        spec=SamplingSpec(max_new_tokens=settings.max_new_tokens, stop=settings.stop),
-        trigger=settings.trigger,
-        answer_prefix=settings.answer_prefix,
-    )
+    strategy = common.cot_strategy(settings)
     runtime = engine.runtime()
     config = engine.model.config
     first = Result(
@@ -439,14 +387,7 @@ def run_variant(
 def prime(settings: common.Settings, options: argparse.Namespace) -> None:
     """Load, warm up and drop a baseline engine: what the first load of a process costs once
     (imports, library pages, thread pools, CUDA context) is then charged to no variant."""
-    engine = load_engine(
-        "hf",
-        str(settings.model_dir),
-        device=options.device,
-        max_batch_size=options.batch_size,
-        **ENGINE_DEFAULTS,
-    )
-    engine.generate([GenerationRequest("Warm up.", 1)], SamplingSpec(max_new_tokens=2))
+    engine = common.load_warm_engine(settings, options, **ENGINE_DEFAULTS)
     engine.score([ScoreRequest("Warm up.", (" yes", " no"))])
     del engine
     release_memory(options.device)
@@ -556,11 +497,7 @@ def print_ratios(baseline: Result, results: list[Result]) -> None:
 
 def main() -> None:
     options = parse_arguments()
-    os.chdir(common.REPO)  # the task YAMLs name their data relative to the repository root
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    torch.set_num_threads(options.threads)
-    settings = common.load_settings(options)
+    settings = common.prepare(options)
     common.stage_missing(settings)
     device_kind = "cuda" if options.device.startswith("cuda") else "cpu"
     names = options.variants or DEFAULT_VARIANTS[device_kind]
@@ -569,11 +506,11 @@ def main() -> None:
     tasks = {
         name: load_task(task, settings, options.limit) for name, task in settings.tasks.items()
     }
-    count = sum(len(t.questions) for t in tasks.values())
     from thinkcost.evaluate.cell import device_name
 
+    questions = {name: task.questions for name, task in tasks.items()}
     print(
-        f"{count} questions ({', '.join(f'{n} {len(t.questions)}' for n, t in tasks.items())}), "
+        f"{common.describe_questions(questions)}, "
         f"{common.OPTIMIZATION}: trigger {settings.trigger!r}, answer prefix "
         f"{settings.answer_prefix!r}, stop {list(settings.stop)}, T = {settings.max_new_tokens}, "
         f"greedy; {device_name(options.device)}, {torch.get_num_threads()} threads, torch "

@@ -2,7 +2,7 @@
 
 All methods draw 8 chain-of-thought samples of the same questions (the default config's
 BBH tasks, formatted by lm-eval as the workflow's cells format them, as
-bench/hybrid_throughput.py loads them): the question, "Let's think step by step.", up to T new
+bench/common.py loads them): the question, "Let's think step by step.", up to T new
 tokens sampled at temperature 0.7 (no top-k, no top-p) that stop at "Q:", "Question:" or the
 model's own "The answer is", one call per task as the workflow's per-task cells make it.
 
@@ -42,9 +42,9 @@ forward tokens; how many samples (b) and (b') drew identical to (a)'s; and a las
 (x: (b)'s generation seconds over (a)'s; y: (b)'s forward tokens over (a)'s; same_samples:
 whether every sample of (b) equals (a)'s).
 
-    .venv/bin/python bench/vote_prefill.py                  # the measurement, < 10 min on 2 cores
-    .venv/bin/python bench/vote_prefill.py --limit 2 --max-new-tokens 16 --tasks navigate  # smoke
-    .venv/bin/python bench/vote_prefill.py --device cuda --batch-size 128   # on a GPU
+    .venv/bin/python -m bench.vote_prefill                  # the measurement, < 10 min on 2 cores
+    .venv/bin/python -m bench.vote_prefill --limit 2 --max-new-tokens 16 --tasks navigate  # smoke
+    .venv/bin/python -m bench.vote_prefill --device cuda --batch-size 128   # on a GPU
 
 Run it on an idle machine: two CPU-heavy processes on two cores slow each other many times over.
 The staged model and task data are read from results/stage/ (staged first when missing).
@@ -72,20 +72,13 @@ log-probabilities with the samples (the hf engine now always does).
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import hybrid_throughput as common
-
-from thinkcost.engines import EngineCounters, GenerationRequest, SamplingSpec, load_engine
-from thinkcost.engines.base import cut_generation
-from thinkcost.inference.strategies import Hybrid, generation_prompt
+from bench import common
+from thinkcost.engines import EngineCounters, GenerationRequest, SamplingSpec
+from thinkcost.inference.questions import generation_prompt
 
 SAMPLES = 8  # majority@8, lm-eval's repeats: 8
 TEMPERATURE = 0.7
@@ -140,31 +133,20 @@ def snapshot(engine) -> EngineCounters:
     return EngineCounters(**engine.counters.as_dict())
 
 
-class GenerationTimer:
-    """An engine whose `generate` calls are timed and counted into `run`; `score` is timed."""
+class GenerationTimer(common.TimedEngine):
+    """An engine whose `generate` and `score` calls are timed, its generation counted into
+    `run`."""
 
     def __init__(self, engine, run: Run, device: str) -> None:
-        self.engine = engine
+        super().__init__(engine, device)
         self.run = run
-        self.device = device
-        self.scoring_seconds = 0.0
 
     def generate(self, requests, spec):
         before = snapshot(self.engine)
-        with common.stopwatch(self.device) as seconds:
-            generations = self.engine.generate(requests, spec)
-        self.run.generation_seconds += seconds[0]
+        generations = super().generate(requests, spec)
+        self.run.generation_seconds = self.generation_seconds
         self.run.add(before, self.engine.counters)
         return generations
-
-    def score(self, requests):
-        with common.stopwatch(self.device) as seconds:
-            scores = self.engine.score(requests)
-        self.scoring_seconds += seconds[0]
-        return scores
-
-    def __getattr__(self, name: str):
-        return getattr(self.engine, name)
 
 
 @dataclass(frozen=True)
@@ -191,17 +173,9 @@ def sampling_spec(settings: common.Settings, seed: int, cls=SamplingSpec) -> Sam
 
 def load_hf(settings: common.Settings, options: argparse.Namespace, run: Run, **engine_options):
     with common.stopwatch(options.device) as load:
-        engine = load_engine(
-            "hf",
-            str(settings.model_dir),
-            device=options.device,
-            dtype=options.dtype,
-            max_batch_size=options.batch_size,
-            **engine_options,
+        engine = common.load_warm_engine(
+            settings, options, 2, dtype=options.dtype, **engine_options
         )
-        # Warm-up, not counted: thread pools, kernels, the allocator.
-        engine.generate([GenerationRequest("Warm up.", 2)], SamplingSpec(max_new_tokens=2))
-        engine.clear_prefix_cache()
     run.load_seconds = load[0]
     return engine
 
@@ -212,12 +186,8 @@ def run_shared(
     """(a): majority@8 as thinkcost's cells run it, one prefill per question."""
     run = Run("(a) shared")
     engine = load_hf(settings, options, run)
-    strategy = Hybrid(
-        spec=sampling_spec(settings, seed),
-        trigger=settings.trigger,
-        answer_prefix=settings.answer_prefix,
-        num_samples=SAMPLES,
-        vote="majority",
+    strategy = common.cot_strategy(
+        settings, sampling_spec(settings, seed), num_samples=SAMPLES, vote="majority"
     )
     timed = GenerationTimer(engine, run, options.device)
     answer_seconds = 0.0
@@ -265,37 +235,18 @@ def run_separate(
 # ---------------------------------------------------------------------------- (c) lm-eval
 
 
-class GenerateRecorder:
-    """Counts what HFLM's `model.generate` computed: every row runs its padded context, then
-    one token a step until the batch's last row stops (finished rows run on, padded)."""
-
-    def __init__(self, lm, stop) -> None:
-        self.lm = lm
-        self.stop = stop
-        self.counters = dict.fromkeys(COUNTED, 0)
-        generate = lm._model_generate
-
-        def recorded(context, *args, **kwargs):
-            output = generate(context, *args, **kwargs)
-            self.count(context, output)
-            return output
-
-        lm._model_generate = recorded
-        eos = {lm.tokenizer.eos_token_id}
-        configured = lm.model.generation_config.eos_token_id
-        eos.update(configured if isinstance(configured, list) else [configured])
-        self.eos_ids = frozenset(int(token) for token in eos if token is not None)
-
-    def count(self, context: torch.Tensor, output: torch.Tensor) -> None:
-        rows, width = context.shape
-        steps = output.shape[1] - width
-        self.counters["forward_passes"] += steps
-        self.counters["prefill_tokens"] += rows * width
-        self.counters["decode_tokens"] += rows * max(steps - 1, 0)
-        self.counters["forward_tokens"] += rows * (width + max(steps - 1, 0))
-        for row in output[:, width:].cpu():
-            generation = cut_generation(row.tolist(), self.eos_ids, self.stop, self.lm.tok_decode)
-            self.counters["generated_tokens"] += generation.tokens
+def lm_eval_counters(recorder: common.RecordedGenerate, stop) -> dict:
+    """What HFLM's `model.generate` computed: every row runs its padded context, then one token
+    a step until the batch's last row stops (finished rows run on, padded)."""
+    counters = dict.fromkeys(COUNTED, 0)
+    for width, output in recorder.outputs:
+        rows, steps = output.shape[0], output.shape[1] - width
+        counters["forward_passes"] += steps
+        counters["prefill_tokens"] += rows * width
+        counters["decode_tokens"] += rows * max(steps - 1, 0)
+        counters["forward_tokens"] += rows * (width + max(steps - 1, 0))
+    counters["generated_tokens"] = recorder.generated_tokens(stop)
+    return counters
 
 
 def run_lm_eval(
@@ -317,7 +268,7 @@ def run_lm_eval(
         warm = Instance("generate_until", {}, ("Warm up.", warm_kwargs), 0)
         lm.generate_until([warm], disable_tqdm=True)
     run.load_seconds = load[0]
-    recorder = GenerateRecorder(lm, settings.stop)
+    recorder = common.RecordedGenerate(lm)
     generation_kwargs = {
         "until": list(settings.stop),
         "max_gen_toks": settings.max_new_tokens,
@@ -343,7 +294,7 @@ def run_lm_eval(
         run.generation_seconds += generation[0]
         for question in task_questions:
             run.samples[question.key] = [next(texts) for _ in range(SAMPLES)]
-    run.counters = recorder.counters
+    run.counters = lm_eval_counters(recorder, settings.stop)
     del lm
     return run
 
@@ -405,19 +356,12 @@ def same_samples(first: Run, second: Run) -> tuple[int, int, list[str]]:
 
 def main() -> None:
     options = parse_arguments()
-    os.chdir(common.REPO)  # the task YAMLs name their data relative to the repository root
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    torch.set_num_threads(options.threads)
-    settings = common.load_settings(options)
+    settings, questions = common.staged_questions(options)
     seed = options.seed if options.seed is not None else settings.seed
-    common.stage_missing(settings)
-    questions = common.questions_by_task(settings, options.limit)
-    count = sum(len(q) for q in questions.values())
     print(
-        f"{count} questions ({', '.join(f'{n} {len(q)}' for n, q in questions.items())}) × "
-        f"{SAMPLES} samples, {common.OPTIMIZATION}: trigger {settings.trigger!r}, stop "
-        f"{list(settings.stop)}, T = {settings.max_new_tokens}, temperature {TEMPERATURE}, "
+        f"{common.describe_questions(questions)} × {SAMPLES} samples, {common.OPTIMIZATION}: "
+        f"trigger {settings.trigger!r}, stop {list(settings.stop)}, "
+        f"T = {settings.max_new_tokens}, temperature {TEMPERATURE}, "
         f"seed {seed}; {options.device}, {options.dtype}, {torch.get_num_threads()} threads; "
         f"hf engine at batch {options.batch_size}, lm-eval at batch {SAMPLES}",
         flush=True,

@@ -1,3 +1,5 @@
+"""Rule aggregate_scores: every cell's results and cost records → results/tables/scores.csv."""
+
 from thinkcost.aggregate import aggregate_scores
 from thinkcost.logs import log_to
 

@@ -16,7 +16,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from thinkcost.engines import GenerationRequest, SamplingSpec
 from thinkcost.inference.backend import ThinkcostLM
-from thinkcost.inference.strategies import generation_prompt, scoring_context, whole_question
+from thinkcost.inference.questions import generation_prompt, scoring_context, whole_question
 
 REPO = Path(__file__).resolve().parents[1]
 QUESTIONS = [

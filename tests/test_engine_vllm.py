@@ -152,7 +152,9 @@ def test_votes_and_tree_search_run_on_vllm_with_the_hf_engines_scores(engines):
     """The strategies use only generate and score, so they run on vLLM unchanged: a sample's
     score there equals the hf engine's on the same text, the vote follows the documented rule,
     and a seeded tree search keeps its budget and repeats."""
-    from thinkcost.inference.strategies import Hybrid, Question, generation_prompt, sample_scores
+    from thinkcost.inference.questions import Question, generation_prompt
+    from thinkcost.inference.sample_scores import sample_scores
+    from thinkcost.inference.strategies import Hybrid
     from thinkcost.inference.tree_search import SearchSettings
     from thinkcost.inference.voting import ranking
 

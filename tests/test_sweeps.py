@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from thinkcost.config import apply_schema
+from thinkcost.config import CellSpec, apply_schema
+from thinkcost.config.spec import ModelFiles
 from thinkcost.evaluate.cell import evaluate_cell
+from thinkcost.evaluate.outputs import CellOutputs
 
 REPO = Path(__file__).resolve().parents[1]
 K = 4
@@ -38,20 +40,19 @@ def run_cell(
         REPO / "config" / "schema.yaml",
     )
     record = evaluate_cell(
-        model_dir=str(model_dir),
-        task=task,
-        metric=metric,
-        params=1.35e8,
-        knobs=config["optimizations"]["vote"],
-        evaluation=config["evaluation"],
-        limit=limit,
-        num_fewshot=None,
-        cell={"model": "m", "task": "t", "optimization": "vote"},
-        results_path=out / "results.json",
-        samples_path=out / "samples.jsonl",
-        requests_path=out / "requests.jsonl",
-        cost_path=out / "cost.json",
-        scorer=scorer,
+        CellSpec(
+            model_dir=str(model_dir),
+            lm_eval_task=task,
+            metric=metric,
+            params=1.35e8,
+            knobs=config["optimizations"]["vote"],
+            evaluation=config["evaluation"],
+            limit=limit,
+            num_fewshot=None,
+            cell={"model": "m", "task": "t", "optimization": "vote"},
+            scorer=ModelFiles(**scorer) if scorer else None,
+        ),
+        CellOutputs.in_directory(out),
     )
     results = json.loads((out / "results.json").read_text())["results"][task]
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from thinkcost.engines import SamplingSpec, load_engine
-from thinkcost.inference.strategies import FreeForm, Hybrid, Question
+from thinkcost.inference.questions import Question
+from thinkcost.inference.strategies import FreeForm, Hybrid
 from thinkcost.inference.tree_search import SearchSettings, allocate
 
 QUESTIONS = [

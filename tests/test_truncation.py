@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from thinkcost.engines import GenerationRequest, SamplingSpec, load_engine
-from thinkcost.inference.strategies import Direct, Hybrid, Question
+from thinkcost.inference.questions import Question
+from thinkcost.inference.strategies import Direct, Hybrid
 
 KEPT = 48  # prompt tokens a generation keeps: each engine's context less its budget T
 # 57 tokens: more than the 48 kept, fewer than the whole context, so the old check (prompt

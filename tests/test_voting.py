@@ -156,7 +156,7 @@ def test_weighted_at_k_is_the_mean_over_every_subset(seed):
 
 
 def test_the_marginal_vote_averages_the_choice_probabilities():
-    from thinkcost.inference.strategies import vote_marginal
+    from thinkcost.inference.voting import vote_marginal
 
     # Two samples: one 0.6/0.4 for choices A/B, one 0.2/0.8. Mean probabilities 0.4 and 0.6, so
     # B wins, though each sample's own answer (A, then B) is a tie for a majority vote.

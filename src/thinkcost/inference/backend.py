@@ -27,14 +27,8 @@ from lm_eval.api.registry import register_model
 from thinkcost.engines import Engine, Generation, SamplingSpec, load_engine
 from thinkcost.inference.checkpoint import Checkpoint
 from thinkcost.inference.costs import RequestCost
-from thinkcost.inference.strategies import (
-    Answer,
-    Direct,
-    FreeForm,
-    Hybrid,
-    Question,
-    whole_question,
-)
+from thinkcost.inference.questions import Answer, Question, whole_question
+from thinkcost.inference.strategies import Direct, FreeForm, Hybrid
 from thinkcost.inference.tree_search import SearchSettings
 
 log = logging.getLogger(__name__)
@@ -88,54 +82,13 @@ class ThinkcostLM(TemplateLM):
             top_p=float(top_p),
             seed=int(seed),
         )
-        # A model that starts its own "The answer is" has finished its rationale: ours follows.
-        answer_stop = (answer_prefix.rstrip(": "),) if answer_prefix else ()
-        self.hybrid = Hybrid(
-            spec=replace(self.spec, stop=(*self.spec.stop, *answer_stop)),
-            trigger=trigger,
-            answer_prefix=answer_prefix,
-            num_samples=self.num_samples,
-            vote=vote,
-            score=score,
-            search=SearchSettings(**search) if search else None,
-        )
-        self.free_form = FreeForm(
-            spec=self.spec,
-            trigger=trigger,
-            num_samples=self.num_samples,
-            vote=vote,
-            score=score,
-            search=self.hybrid.search,
-        )
-        # An engine already loaded (a benchmark, a test) is used as it is.
-        self.engine: Engine = (
-            engine
-            if isinstance(engine, Engine)
-            else load_engine(engine, pretrained, max_batch_size=self.batch_size, **engine_options)
-        )
-        engine_name = engine if isinstance(engine, str) else type(engine).__name__
-        # A separate scorer model (best-of-n, weighted votes), loaded like the generator.
-        self.scorer: Engine | None = (
-            load_engine(
-                engine if isinstance(engine, str) else "hf",
-                scorer,
-                max_batch_size=self.batch_size,
-                # It only scores: the generator's draft model is none of its business.
-                **{k: v for k, v in engine_options.items() if k != "assistant"},
-            )
-            if isinstance(scorer, str)
-            else scorer
-        )
+        # The strategies check their knobs before a model is loaded.
+        self.hybrid, self.free_form = self._strategies(vote, score, search)
+        self.engine, self.scorer = self._load_engines(pretrained, engine, scorer, engine_options)
         self.hybrid = replace(self.hybrid, scorer=self.scorer)
         self.free_form = replace(self.free_form, scorer=self.scorer)
         self.tokenizer = getattr(self.engine, "tokenizer", None)
-        if format == "hybrid" and self.max_new_tokens >= self.engine.max_length:
-            # Checked as the model loads, before a token is generated: a budget the context
-            # cannot hold would leave no room for the prompt.
-            raise ValueError(
-                f"max_new_tokens={self.max_new_tokens} does not fit the context of {pretrained} "
-                f"({self.engine.max_length} tokens) and leaves no room for the prompt; lower it"
-            )
+        self._check_budget(pretrained)
 
         self.request_costs: list[RequestCost] = []
         self.rationales: dict[tuple[str | None, int | None], list[Generation]] = {}
@@ -144,24 +97,91 @@ class ThinkcostLM(TemplateLM):
         self.resumed_requests = 0
         self.resumed_seconds = 0.0
         self.resumed_generation_seconds = 0.0
-        self.checkpoint = Checkpoint(
-            checkpoint,
-            signature={
-                "version": CHECKPOINT_VERSION,
-                "pretrained": str(pretrained),
-                "engine": engine_name,
-                "format": format,
-                "trigger": trigger,
-                "answer_prefix": answer_prefix,
-                "num_samples": self.num_samples,
-                "vote": vote,
-                "score": score,
-                "search": search,
-                "scorer": scorer if scorer is None or isinstance(scorer, str) else "instance",
-                "spec": asdict(self.spec),
-                "engine_options": {k: str(v) for k, v in sorted(engine_options.items())},
-            },
+        signature = self._signature(pretrained, engine, vote, score, search, scorer, engine_options)
+        self.checkpoint = Checkpoint(checkpoint, signature=signature)
+
+    def _strategies(self, vote: str, score: str, search: dict | None) -> tuple[Hybrid, FreeForm]:
+        """The hybrid and free-form strategies of this model's knobs (no scorer model yet)."""
+        # A model that starts its own "The answer is" has finished its rationale: ours follows.
+        answer_stop = (self.answer_prefix.rstrip(": "),) if self.answer_prefix else ()
+        hybrid = Hybrid(
+            spec=replace(self.spec, stop=(*self.spec.stop, *answer_stop)),
+            trigger=self.trigger,
+            answer_prefix=self.answer_prefix,
+            num_samples=self.num_samples,
+            vote=vote,
+            score=score,
+            search=SearchSettings(**search) if search else None,
         )
+        free_form = FreeForm(
+            spec=self.spec,
+            trigger=self.trigger,
+            num_samples=self.num_samples,
+            vote=vote,
+            score=score,
+            search=hybrid.search,
+        )
+        return hybrid, free_form
+
+    def _load_engines(
+        self,
+        pretrained: str,
+        engine: str | Engine,
+        scorer: str | Engine | None,
+        engine_options: dict,
+    ) -> tuple[Engine, Engine | None]:
+        """The generating engine and the separate scorer model, if any (best-of-n, weighted
+        votes), loaded alike; an engine already loaded (a benchmark, a test) is used as it is."""
+        generator = (
+            engine
+            if isinstance(engine, Engine)
+            else load_engine(engine, pretrained, max_batch_size=self.batch_size, **engine_options)
+        )
+        if not isinstance(scorer, str):
+            return generator, scorer
+        return generator, load_engine(
+            engine if isinstance(engine, str) else "hf",
+            scorer,
+            max_batch_size=self.batch_size,
+            # It only scores: the generator's draft model is none of its business.
+            **{k: v for k, v in engine_options.items() if k != "assistant"},
+        )
+
+    def _check_budget(self, pretrained: str) -> None:
+        """Checked as the model loads, before a token is generated: a generation budget the
+        context cannot hold would leave no room for the prompt."""
+        if self.format == "hybrid" and self.max_new_tokens >= self.engine.max_length:
+            raise ValueError(
+                f"max_new_tokens={self.max_new_tokens} does not fit the context of {pretrained} "
+                f"({self.engine.max_length} tokens) and leaves no room for the prompt; lower it"
+            )
+
+    def _signature(
+        self,
+        pretrained: str,
+        engine: str | Engine,
+        vote: str,
+        score: str,
+        search: dict | None,
+        scorer: str | Engine | None,
+        engine_options: dict,
+    ) -> dict:
+        """What the checkpoint's records depend on: a file written under another is not reused."""
+        return {
+            "version": CHECKPOINT_VERSION,
+            "pretrained": str(pretrained),
+            "engine": engine if isinstance(engine, str) else type(engine).__name__,
+            "format": self.format,
+            "trigger": self.trigger,
+            "answer_prefix": self.answer_prefix,
+            "num_samples": self.num_samples,
+            "vote": vote,
+            "score": score,
+            "search": search,
+            "scorer": scorer if scorer is None or isinstance(scorer, str) else "instance",
+            "spec": asdict(self.spec),
+            "engine_options": {k: str(v) for k, v in sorted(engine_options.items())},
+        }
 
     # ------------------------------------------------------------------ lm-eval's model API
 
@@ -341,5 +361,5 @@ class ThinkcostLM(TemplateLM):
             self.samples[(request.task_name, request.doc_id)] = record["samples"]
 
     def extract_answers_with(self, extract) -> None:
-        """Free-form samples vote on `extract(text)`: the task's filter (evaluate.py sets it)."""
+        """Free-form samples vote on `extract(text)`, the task's filter (set by `evaluate.cell`)."""
         self.free_form = replace(self.free_form, extract=extract)

@@ -1,7 +1,7 @@
 """Token and FLOP accounting.
 
 Token counts are measured: the evaluation backend counts them with the model's own tokenizer
-as it runs. FLOPs follow from those counts by one of two conventions (DESIGN.md):
+as it runs. FLOPs follow from those counts by one of two conventions:
 
 - ``paper``: 2·N·(generated tokens), the convention of Manglik & Choudhri, so that their
   numbers can be reproduced;

@@ -1,9 +1,10 @@
 """Strategies: how one question's answer comes from engine calls, and what it cost.
 
-A strategy turns questions into the engine's two primitives (`generate`, `score`) and returns,
-per question, the choice scores (or the free-form text), the generations it drew and a
-`RequestCost` of measured token counts. It never imports transformers or lm-eval, so a new
-strategy is one new class here, tested on constructed inputs and end to end on a real engine.
+A strategy turns questions (`questions.Question`) into the engine's two primitives (`generate`,
+`score`) and returns, per question, an `Answer`: the choice scores (or the free-form text), the
+generations it drew and a `RequestCost` of measured token counts. It never imports transformers
+or lm-eval, so a new strategy is one new class here, tested on constructed inputs and end to
+end on a real engine.
 
 - `Direct`: the paper's direct format, each choice scored after the question;
 - `Hybrid`: the paper's hybrid format, k rationales per question (one prefill, k samples), each
@@ -13,18 +14,13 @@ strategy is one new class here, tested on constructed inputs and end to end on a
 - `FreeForm`: generate the answer after the trigger (GSM8K); the task's filters extract it; k
   samples vote on their extracted answers.
 
-A vote that weighs samples scores each by its sequence log-likelihood: under the generating
-model, the log-probabilities of the tokens it generated (free with generation) plus, for
-multiple choice, the chosen choice's after the answer prefix; under a separate scorer model
-(`sample_scores`), the rationale's text after the prompt plus the chosen choice. `score` says
-whether the mean per token or the sum.
+A vote that weighs samples scores each by its sequence log-likelihood (`sample_scores`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -37,185 +33,19 @@ from thinkcost.engines.base import (
 )
 from thinkcost.inference import tree_search, voting
 from thinkcost.inference.costs import RequestCost
+from thinkcost.inference.questions import (
+    Answer,
+    Question,
+    generation_prompt,
+    scoring_context,
+    split_contexts,
+)
+from thinkcost.inference.sample_scores import own_scores, question_scores, sample_scores
 from thinkcost.inference.tree_search import SearchResult, SearchSettings
-
-
-@dataclass(frozen=True)
-class Question:
-    """One question: its context, its choices (none for free-form) and extra stop strings.
-
-    A question with `choice_contexts` is scored partially (WinoGrande, XWinograd): choice i is
-    the continuation `choices[i]` after its own context `choice_contexts[i]`, and `context` is
-    the question shown as a whole (`whole_question`), which a rationale is generated after.
-    """
-
-    key: str  # the question's identity: it seeds its samples and names its checkpoint record
-    context: str
-    choices: tuple[str, ...] = ()
-    stop: tuple[str, ...] = ()
-    choice_contexts: tuple[str, ...] = ()
-
-
-@dataclass
-class Answer:
-    scores: list[tuple[float, bool]] = field(default_factory=list)  # per choice
-    text: str = ""  # the free-form answer
-    generations: list[Generation] = field(default_factory=list)
-    cost: RequestCost = field(
-        default_factory=lambda: RequestCost(task="", doc_id=-1, prompt_tokens=0)
-    )
-    # With k > 1 samples, what each one said, for votes over any k of them (k sweeps):
-    # "answers" (a choice index, or the extracted free-form answer), "scores" (its sequence
-    # log-likelihood, `score` convention) and, for multiple choice, "choice_loglik".
-    samples: dict = field(default_factory=dict)
-
-
-# ---------------------------------------------------------------------------- votes
-
-
-def vote_marginal(per_sample: np.ndarray) -> list[tuple[float, bool]]:
-    """The log of each choice's mean probability over the samples."""
-    return [(float(m), False) for m in _marginal(per_sample)]
-
-
-def _marginal(per_sample: np.ndarray) -> np.ndarray:
-    return np.logaddexp.reduce(per_sample, axis=0) - math.log(per_sample.shape[0])
-
 
 # Rules over the samples' answers and scores (`voting`), and the soft vote over the
 # choice probabilities, which needs neither.
 VOTE_RULES = (*voting.RULES, "marginal")
-SCORES = ("mean", "sum")
-
-
-def _own_scores(
-    generations: Sequence[Generation],
-    answers: Sequence[tuple[float, int]] | None,
-    score: str,
-) -> list[float] | None:
-    """The samples' scores from their own generation: the log-probability of the tokens each
-    generated (through its stop sequence or end of sequence), plus its chosen answer's
-    (log-likelihood, tokens); None when the engine gave no log-probabilities (then
-    `sample_scores` recomputes them)."""
-    if any(g.logprob is None for g in generations):
-        return None
-    values = []
-    for j, generation in enumerate(generations):
-        value, count = generation.logprob, generation.tokens
-        if answers is not None:
-            value, count = value + answers[j][0], count + answers[j][1]
-        values.append(value if score == "sum" else (value / count if count else 0.0))
-    return values
-
-
-def _scores(
-    strategy: Hybrid | FreeForm,
-    engine: Engine,
-    prompt: str,
-    generations: Sequence[Generation],
-    cost: RequestCost,
-    own_answers: Sequence[tuple[float, int]] | None = None,
-    answers: Sequence[tuple[str, str]] | None = None,
-) -> list[float]:
-    """One question's sample scores: from generation's own log-probabilities when the
-    generating model scores them (`own_answers`: each chosen answer's log-likelihood and
-    tokens); else read by `sample_scores` on the scorer (`answers`: each chosen answer after
-    its context), a separate scorer's reading counted in `cost`."""
-    if strategy.scorer is None:
-        own = _own_scores(generations, own_answers, strategy.score)
-        if own is not None:
-            return own
-    scorer = strategy.scorer or engine
-    texts = [g.text for g in generations]
-    scores, read = sample_scores(scorer, [prompt] * len(texts), texts, answers, strategy.score)
-    if strategy.scorer is not None:
-        cost.scorer_prompt_tokens = len(scorer.tokenize(prompt))
-        cost.scorer_tokens = read
-    return scores
-
-
-def sample_scores(
-    scorer: Engine,
-    prompts: Sequence[str],
-    texts: Sequence[str],
-    answers: Sequence[tuple[str, str]] | None = None,
-    score: str = "mean",
-) -> tuple[list[float], list[int]]:
-    """Each sample's sequence log-likelihood under `scorer`, and the tokens it read past the
-    prompt: the sample's text after its prompt (the end-of-sequence token not counted), plus,
-    where `answers` gives one, the chosen answer after its context (choice after "The answer
-    is:"); the mean per scored token or the sum. An empty text scores only its answer."""
-    if score not in SCORES:
-        raise ValueError(f"score must be one of {', '.join(SCORES)}, not {score!r}")
-    requests, owners = [], []
-    for i, (prompt, text) in enumerate(zip(prompts, texts, strict=True)):
-        if text:
-            requests.append(ScoreRequest(prompt, (text,)))
-            owners.append(i)
-        if answers is not None:
-            requests.append(ScoreRequest(answers[i][0], (answers[i][1],)))
-            owners.append(i)
-    loglik, scored = [0.0] * len(texts), [0] * len(texts)
-    for i, request, ((value, _),) in zip(owners, requests, scorer.score(requests), strict=True):
-        loglik[i] += value
-        scored[i] += len(scorer.encode_pair(request.context, request.continuations[0])[1])
-    prompt_tokens = {p: len(scorer.tokenize(p)) for p in set(prompts)} if answers else {}
-    read = [
-        len(scorer.tokenize(answers[i][0] + answers[i][1])) - prompt_tokens[prompt]
-        if answers is not None
-        else scored[i]
-        for i, prompt in enumerate(prompts)
-    ]
-    if score == "mean":
-        loglik = [
-            value / count if count else 0.0 for value, count in zip(loglik, scored, strict=True)
-        ]
-    return loglik, read
-
-
-# ---------------------------------------------------------------------------- strategies
-
-
-def generation_prompt(context: str, trigger: str) -> str:
-    """The question as the model sees it before it starts generating."""
-    if not trigger:
-        return context
-    separator = "" if not context or context[-1].isspace() else " "
-    return f"{context}{separator}{trigger}"
-
-
-def scoring_context(prompt: str, rationale: str, answer_prefix: str) -> str:
-    """What the choices are scored after: prompt, rationale, then the answer prefix."""
-    body = f"{prompt}{rationale}".rstrip()
-    return f"{body} {answer_prefix}" if answer_prefix else body
-
-
-def split_contexts(contexts: Sequence[str]) -> tuple[str, list[str]]:
-    """The lines the contexts share (a task description, few-shot examples) and each one's own
-    ending: the shared part is cut back to a line break, so no sentence is split."""
-    common = contexts[0]
-    for context in contexts[1:]:
-        length = next(
-            (i for i, (a, b) in enumerate(zip(common, context, strict=False)) if a != b),
-            min(len(common), len(context)),
-        )
-        common = common[:length]
-    shared = common[: common.rfind("\n") + 1]
-    return shared, [context[len(shared) :] for context in contexts]
-
-
-WHOLE_QUESTION = "Which sentence makes more sense?"
-
-
-def whole_question(contexts: Sequence[str], continuations: Sequence[str]) -> str:
-    """A partially scored question shown as a whole, so one rationale can weigh every choice:
-    the shared lines, then each choice's full sentence (its context's ending + continuation)."""
-    shared, endings = split_contexts(contexts)
-    options = "\n".join(
-        f"({chr(ord('A') + i)}) {(ending + continuation).strip()}"
-        for i, (ending, continuation) in enumerate(zip(endings, continuations, strict=True))
-    )
-    return f"{shared}{WHOLE_QUESTION}\n{options}\n"
 
 
 def _prompt_cost(engine: Engine, prompt: str, keeps: int) -> RequestCost:
@@ -361,7 +191,7 @@ class Hybrid:
         picked = loglik.argmax(axis=1)
         answer.samples = {"answers": picked.tolist(), "choice_loglik": loglik.tolist()}
         if self.vote == "marginal":
-            answer.scores = vote_marginal(loglik)
+            answer.scores = voting.vote_marginal(loglik)
             return
         texts = [g.text for g in answer.generations]
         chosen = []
@@ -373,7 +203,9 @@ class Hybrid:
         if question.choice_contexts:
             choice_tokens = _choice_tokens(engine, question.choices)
         own = [(float(row[c]), choice_tokens[c]) for row, c in zip(loglik, picked, strict=True)]
-        scores = _scores(self, engine, prompt, answer.generations, answer.cost, own, chosen)
+        scores = question_scores(
+            self.scorer, self.score, engine, prompt, answer.generations, answer.cost, own, chosen
+        )
         answer.samples["scores"] = scores
         order = voting.ranking(self.vote, picked.tolist(), scores, loglik.shape[1])
         answer.scores = [(-float(order.index(c)), False) for c in range(loglik.shape[1])]
@@ -444,7 +276,7 @@ class FreeForm:
                 answer = Answer(text=samples[0].text, generations=samples, cost=cost)
                 if len(samples) > 1:
                     said = [self.extract(g.text) for g in samples]
-                    scores = _scores(self, engine, prompt, samples, cost)
+                    scores = question_scores(self.scorer, self.score, engine, prompt, samples, cost)
                     answer.text = samples[voting.pick(self.vote, said, scores)].text
                     answer.samples = {"answers": said, "scores": scores}
                 if searches is not None:
@@ -467,7 +299,7 @@ def _draw(
     scorer = strategy.scorer or engine
 
     def score_nodes(node_prompts: list[str], nodes: list) -> list[float]:
-        own = None if strategy.scorer else _own_scores(nodes, None, strategy.score)
+        own = None if strategy.scorer else own_scores(nodes, None, strategy.score)
         if own is not None:  # the path's log-probability, summed as it was generated
             return own
         texts = [node.text for node in nodes]

@@ -10,6 +10,9 @@ answer from a set of samples:
   majority vote; under the mean-per-token score a weight is the geometric-mean token probability);
 - `best_of_n`: the answer of the highest-scored sample.
 
+For multiple choice there is also the soft vote `vote_marginal`, over the samples' choice
+probabilities rather than their answers.
+
 Ties are broken by one documented rule, the same everywhere (the cell's own vote, the sweeps and
 the tests): the answer whose best sample scores higher wins, then the answer given first (lowest
 sample index). A rule is therefore a function of the samples in their drawn order.
@@ -73,6 +76,13 @@ def _ranked(rule: str, answers: Sequence, scores: Sequence[float]) -> list[tuple
     else:
         keyed = [((total, best, -first), first) for total, best, first in tally.values()]
     return sorted(keyed, reverse=True)
+
+
+def vote_marginal(per_sample: np.ndarray) -> list[tuple[float, bool]]:
+    """The log of each choice's mean probability over the samples (rows: samples, columns:
+    the choices' log-likelihoods)."""
+    marginal = np.logaddexp.reduce(per_sample, axis=0) - math.log(per_sample.shape[0])
+    return [(float(m), False) for m in marginal]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
