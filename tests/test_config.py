@@ -465,3 +465,15 @@ def test_good_runtime_knobs_pass():
     }
     knobs = validate(config)["optimizations"]["fast"]
     assert knobs["assistant"] == {"model": "tiny", "num_assistant_tokens": 4}
+
+
+def test_the_schema_names_exactly_the_registered_engines():
+    """The schema's two engine enums (evaluation.engine, an optimization's engine) and the
+    registry must not drift: a registered engine the schema refuses cannot be chosen."""
+    from thinkcost.engines import ENGINES
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    evaluation = schema["properties"]["evaluation"]["properties"]["engine"]["enum"]
+    optimization = schema["$defs"]["optimization"]["properties"]["engine"]["enum"]
+    assert set(evaluation) == set(ENGINES)
+    assert set(optimization) - {None} == set(ENGINES)
