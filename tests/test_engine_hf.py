@@ -12,8 +12,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from thinkcost.engines import GenerationRequest, SamplingSpec, ScoreRequest, hf, load_engine
-from thinkcost.engines.hf import LOOKUP_KINDS, _after_latest, _Row
+from thinkcost.engines import GenerationRequest, SamplingSpec, ScoreRequest, load_engine
+from thinkcost.engines.hf import drafting
+from thinkcost.engines.hf.batch import Row
+from thinkcost.engines.hf.drafting import LOOKUP_KINDS, PromptLookup, after_latest
 
 PROMPTS = [
     "Q: Is the sky blue on a clear day?\nA: Let's think step by step.",
@@ -196,31 +198,31 @@ def test_prompts_joining_together_compute_their_shared_prefix_once(smollm2_dir, 
 def test_lookup_takes_the_latest_continuation_and_stops_at_a_rationales_end():
     text = np.array([5, 6, 7, 1, -1, 5, 6, 8, 9, 2, -1, 5, 6, -1])
     # The latest 5 6 with something after it: 8 9 2, cut at that rationale's end.
-    assert _after_latest(text, np.array([5, 6]), text, room=4) == [8, 9, 2]
-    assert _after_latest(text, np.array([5, 6]), text, room=2) == [8, 9]
+    assert after_latest(text, np.array([5, 6]), text, room=4) == [8, 9, 2]
+    assert after_latest(text, np.array([5, 6]), text, room=2) == [8, 9]
     # A match that ends a rationale has nothing to draft; none at all gives nothing.
-    assert _after_latest(text, np.array([2]), text, room=4) == []
-    assert _after_latest(text, np.array([3, 3]), text, room=4) == []
+    assert after_latest(text, np.array([2]), text, room=4) == []
+    assert after_latest(text, np.array([3, 3]), text, room=4) == []
 
 
 def test_a_row_without_a_match_of_its_own_drafts_from_the_rationales_beside_it(smollm2_dir):
-    fast = engine(smollm2_dir, draft_tokens=4)
+    lookup = engine(smollm2_dir, draft_tokens=4).drafter
     spec = SamplingSpec(64)
-    row = _Row(request=0, sample=0, prompt=[1, 2, 3], generator=None, generated=[10, 11, 12, 13])
-    beside = _Row(request=1, sample=0, prompt=[1, 2, 3], generator=None)
+    row = Row(request=0, sample=0, prompt=[1, 2, 3], generator=None, generated=[10, 11, 12, 13])
+    beside = Row(request=1, sample=0, prompt=[1, 2, 3], generator=None)
     beside.generated = [40, 10, 11, 12, 13, 14, 15, 16, 17, 18]
     # Its last tokens 10 11 12 13 occur in no earlier text of its own; beside it they do.
-    others = fast._rationales([row, beside], finished=[[12, 13, 20, 21]])
-    assert fast._draft(row, spec, others) == ([14, 15, 16, 17], LOOKUP_KINDS.index("others-4"))
+    others = lookup.rationales([row, beside], finished=[[12, 13, 20, 21]])
+    assert lookup.draft(row, spec, others) == ([14, 15, 16, 17], LOOKUP_KINDS.index("others-4"))
     # Only its last three, 11 12 13: the latest occurrence with something after it, cut at the
     # end of that rationale.
-    others = fast._rationales([row], finished=[[11, 12, 13, 30, 31, 32, 33], [40, 11, 12, 13, 41]])
-    assert fast._draft(row, spec, others) == ([41], LOOKUP_KINDS.index("others-3"))
+    others = lookup.rationales([row], finished=[[11, 12, 13, 30, 31, 32, 33], [40, 11, 12, 13, 41]])
+    assert lookup.draft(row, spec, others) == ([41], LOOKUP_KINDS.index("others-3"))
     # Its own earlier 3-gram comes first, as long as it has a continuation.
     row.generated = [10, 11, 12, 50, 10, 11, 12]
-    assert fast._draft(row, spec, others) == ([50, 10, 11, 12], LOOKUP_KINDS.index("own-3"))
+    assert lookup.draft(row, spec, others) == ([50, 10, 11, 12], LOOKUP_KINDS.index("own-3"))
     # The room left under the token budget bounds the draft.
-    assert fast._draft(row, SamplingSpec(9), others)[0] == [50]
+    assert lookup.draft(row, SamplingSpec(9), others)[0] == [50]
 
 
 def test_drafts_from_other_rows_keep_greedy_output(smollm2_dir):
@@ -234,14 +236,14 @@ def test_drafts_from_other_rows_keep_greedy_output(smollm2_dir):
     requests = [GenerationRequest(p) for p in prompts]
     plain, drafted = engine(smollm2_dir, draft_tokens=0), engine(smollm2_dir, draft_tokens=4)
     assert drafted.generate(requests, spec) == plain.generate(requests, spec)
-    tried = drafted._lookup_tried[:, 0] - 4.0  # the prior counts as 4 tries
+    tried = drafted.drafter.rates.tried[:, 0] - 4.0  # the prior counts as 4 tries
     others = [LOOKUP_KINDS.index("others-3"), LOOKUP_KINDS.index("others-4")]
     assert tried[others].sum() > 0, dict(zip(LOOKUP_KINDS, tried, strict=True))
 
 
 def test_lookup_searches_only_the_latest_finished_rationales(smollm2_dir, monkeypatch):
     # A pool of 60 tokens holds about one rationale of 48: the oldest leave as new ones finish.
-    monkeypatch.setattr(hf, "LOOKUP_POOL_TOKENS", 60)
+    monkeypatch.setattr(drafting, "LOOKUP_POOL_TOKENS", 60)
     prompts = [
         f"Q: Tom has {a} red balls and {b} blue balls. How many balls does he have?\n"
         "A: Let's think step by step."
@@ -255,9 +257,9 @@ def test_lookup_searches_only_the_latest_finished_rationales(smollm2_dir, monkey
     def searched(rows, finished):
         finished = list(finished)
         pooled.append((len(finished), sum(len(text) for text in finished)))
-        return hf.HFEngine._rationales(rows, finished)
+        return PromptLookup.rationales(rows, finished)
 
-    drafted._rationales = searched
+    drafted.drafter.rationales = searched
     plain = engine(smollm2_dir, max_batch_size=1, draft_tokens=0).generate(requests, spec)
     assert drafted.generate(requests, spec) == plain
     # Four rationales finished before the last question decoded; at most 60 tokens were kept.

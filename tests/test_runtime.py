@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from thinkcost.engines import GenerationRequest, SamplingSpec, load_engine
-from thinkcost.engines.runtime import RuntimeSettingError, check_dtype, memory_footprint
+from thinkcost.engines.hf.runtime import RuntimeSettingError, check_dtype, memory_footprint
 
 PROMPTS = ["Q: What is 2 plus 3?\nA:", "Q: Name a colour of the sky.\nA:"]
 SPEC = SamplingSpec(max_new_tokens=12, stop=("Q:",))

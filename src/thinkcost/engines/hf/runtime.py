@@ -127,3 +127,22 @@ class CompiledForward:
             self.graphs += compiled
             self.warmup_seconds += time.perf_counter() - started
         return output
+
+
+def record(
+    model: torch.nn.Module, quantization: str | None, compiled: CompiledForward | None
+) -> dict:
+    """What the cost record keeps of the runtime: the weights' resident bytes, the
+    quantization, and for a compiled forward its calls, graphs and warm-up seconds."""
+    kept = {
+        "model_memory_bytes": memory_footprint(model),
+        "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        "quantization": quantization,
+    }
+    if compiled is not None:
+        kept.update(
+            compiled_calls=compiled.calls,
+            compiled_graphs=compiled.graphs,
+            compile_warmup_seconds=compiled.warmup_seconds,
+        )
+    return kept
