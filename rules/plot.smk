@@ -1,35 +1,66 @@
-# Seconds of pandas/SciPy/matplotlib: run on the submit host rather than wait in a queue.
+# Seconds of pandas/SciPy/matplotlib: run on the submit host rather than wait in a queue (the
+# regime rules say so themselves: their names depend on the config).
 localrules:
-    plot_regime,
     plot_regime_overview,
     plot_improvement,
     plot_isoflop,
     plot_train_equivalent_ratio,
     plot_pareto,
-    plot_pareto_seconds,
     plot_frontier,
-    plot_frontier_seconds,
 
 
-rule plot_regime:
-    input:
-        table="results/tables/train_equivalent.csv",
-    output:
-        png=report(
-            "figures/regime/{model}.{optimization}.png",
-            caption="../report/regime.rst",
-            category="Regime plots",
-            labels={"model": "{model}", "optimization": "{optimization}"},
-        ),
-        pdf="figures/regime/{model}.{optimization}.pdf",
-    log:
-        "results/logs/plot_regime/{model}.{optimization}.log",
-    conda:
-        "../envs/analysis.yaml"
-    params:
-        cost_unit=config["analysis"]["cost_unit"],
-    script:
-        "../scripts/plot_regime.py"
+# How the report labels the cost figures, by unit.
+PARETO_LABELS = {
+    "flops": "score vs inference FLOPs",
+    "seconds": "score vs seconds per question",
+}
+FRONTIER_LABELS = {
+    "flops": "inference scaling frontier",
+    "seconds": "inference scaling frontier in seconds",
+}
+
+
+# One job per model draws all of that model's regime plots. When it plans, Snakemake walks every
+# job downstream of each cell that must run, and a job per figure (475 of them in a grid of 25
+# models and 20 optimizations) made that walk ten times as long. `snakemake
+# figures/regime/{model}.{optimization}.png` still rebuilds a figure, with its model's others.
+# A rule's outputs cannot vary with its wildcards, so models that differ in their optimizations
+# (imports that cover some of them only) get a rule per set: plot_regime, plot_regime_2, ...
+for index, (regime_optimizations, regime_models) in enumerate(
+    get_regime_groups().items()
+):
+
+    rule:
+        name:
+            "plot_regime" if index == 0 else f"plot_regime_{index + 1}"
+        input:
+            table="results/tables/train_equivalent.csv",
+        output:
+            png=[
+                report(
+                    f"figures/regime/{{model}}.{optimization}.png",
+                    caption="../report/regime.rst",
+                    category="Regime plots",
+                    labels={"model": "{model}", "optimization": optimization},
+                )
+                for optimization in regime_optimizations
+            ],
+            pdf=[
+                f"figures/regime/{{model}}.{optimization}.pdf"
+                for optimization in regime_optimizations
+            ],
+        log:
+            "results/logs/plot_regime/{model}.log",
+        wildcard_constraints:
+            model=wildcard_pattern(regime_models),
+        localrule: True
+        conda:
+            "../envs/analysis.yaml"
+        params:
+            cost_unit=config["analysis"]["cost_unit"],
+            optimizations=list(regime_optimizations),
+        script:
+            "../scripts/plot_regime.py"
 
 
 # Every regime plot in one figure, in the unit the figures/regime/ plots are not in.
@@ -124,39 +155,18 @@ rule plot_pareto:
         scores="results/tables/scores.csv",
     output:
         png=report(
-            "figures/pareto.png",
+            "figures/pareto_{unit}.png",
             caption="../report/pareto.rst",
             category="Summary",
-            labels={"figure": "score vs inference FLOPs"},
+            labels=lambda wildcards: {"figure": PARETO_LABELS[wildcards.unit]},
         ),
-        pdf="figures/pareto.pdf",
+        pdf="figures/pareto_{unit}.pdf",
     log:
-        "results/logs/plot_pareto.log",
+        "results/logs/plot_pareto/{unit}.log",
+    wildcard_constraints:
+        unit="flops|seconds",
     conda:
         "../envs/analysis.yaml"
-    params:
-        cost_unit="flops",
-    script:
-        "../scripts/plot_pareto.py"
-
-
-rule plot_pareto_seconds:
-    input:
-        scores="results/tables/scores.csv",
-    output:
-        png=report(
-            "figures/pareto_seconds.png",
-            caption="../report/pareto_seconds.rst",
-            category="Summary",
-            labels={"figure": "score vs seconds per question"},
-        ),
-        pdf="figures/pareto_seconds.pdf",
-    log:
-        "results/logs/plot_pareto_seconds.log",
-    conda:
-        "../envs/analysis.yaml"
-    params:
-        cost_unit="seconds",
     script:
         "../scripts/plot_pareto.py"
 
@@ -166,38 +176,17 @@ rule plot_frontier:
         scores="results/tables/scores.csv",
     output:
         png=report(
-            "figures/frontier.png",
+            "figures/frontier_{unit}.png",
             caption="../report/frontier.rst",
             category="Summary",
-            labels={"figure": "inference scaling frontier"},
+            labels=lambda wildcards: {"figure": FRONTIER_LABELS[wildcards.unit]},
         ),
-        pdf="figures/frontier.pdf",
+        pdf="figures/frontier_{unit}.pdf",
     log:
-        "results/logs/plot_frontier.log",
+        "results/logs/plot_frontier/{unit}.log",
+    wildcard_constraints:
+        unit="flops|seconds",
     conda:
         "../envs/analysis.yaml"
-    params:
-        cost_unit="flops",
-    script:
-        "../scripts/plot_frontier.py"
-
-
-rule plot_frontier_seconds:
-    input:
-        scores="results/tables/scores.csv",
-    output:
-        png=report(
-            "figures/frontier_seconds.png",
-            caption="../report/frontier_seconds.rst",
-            category="Summary",
-            labels={"figure": "inference scaling frontier in seconds"},
-        ),
-        pdf="figures/frontier_seconds.pdf",
-    log:
-        "results/logs/plot_frontier_seconds.log",
-    conda:
-        "../envs/analysis.yaml"
-    params:
-        cost_unit="seconds",
     script:
         "../scripts/plot_frontier.py"

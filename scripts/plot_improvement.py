@@ -1,6 +1,7 @@
 import pandas as pd
 
-from thinkcost.figures.plots import plot_improvement_vs_train_flops, save_figure
+from thinkcost.figures.common import save_figure
+from thinkcost.figures.scaling import plot_improvement_vs_train_flops
 from thinkcost.logs import log_to
 
 with log_to(snakemake.log[0]):

@@ -1,7 +1,7 @@
 import pandas as pd
 
+from thinkcost.figures.common import save_figure
 from thinkcost.figures.pca import plot_pca_gain
-from thinkcost.figures.plots import save_figure
 from thinkcost.logs import log_to
 
 with log_to(snakemake.log[0]):

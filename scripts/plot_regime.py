@@ -1,12 +1,16 @@
 import pandas as pd
 
-from thinkcost.figures.plots import plot_regime, save_figure, select_row
+from thinkcost.figures.common import save_figure, select_row
+from thinkcost.figures.regime import plot_regime
 from thinkcost.logs import log_to
 
+# One job draws every regime plot of one model, in the order of its output lists.
 with log_to(snakemake.log[0]):
     table = pd.read_csv(snakemake.input.table)
-    row = select_row(
-        table, model=snakemake.wildcards.model, optimization=snakemake.wildcards.optimization
+    model = snakemake.wildcards.model
+    figures = zip(
+        snakemake.params.optimizations, snakemake.output.png, snakemake.output.pdf, strict=True
     )
-    figure = plot_regime(row, cost_unit=snakemake.params.cost_unit)
-    save_figure(figure, [snakemake.output.png, snakemake.output.pdf])
+    for optimization, png, pdf in figures:
+        row = select_row(table, model=model, optimization=optimization)
+        save_figure(plot_regime(row, cost_unit=snakemake.params.cost_unit), [png, pdf])

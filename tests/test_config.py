@@ -477,3 +477,12 @@ def test_the_schema_names_exactly_the_registered_engines():
     optimization = schema["$defs"]["optimization"]["properties"]["engine"]["enum"]
     assert set(evaluation) == set(ENGINES)
     assert set(optimization) - {None} == set(ENGINES)
+
+
+def test_regime_plots_are_grouped_by_the_optimizations_a_model_has():
+    """One plotting rule per set of optimizations, one job per model: models a and c share a set,
+    b lacks cot (hand-worked)."""
+    from thinkcost.config.analysis import regime_groups
+
+    pairs = [("a", "cot"), ("a", "vote"), ("b", "vote"), ("c", "cot"), ("c", "vote")]
+    assert regime_groups(pairs) == {("cot", "vote"): ["a", "c"], ("vote",): ["b"]}

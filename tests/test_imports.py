@@ -17,7 +17,7 @@ import yaml
 
 from thinkcost.aggregate import ResultsFileError, read_lm_eval_score, table_token_counts
 from thinkcost.config import ConfigError, expand_grid, validate_config
-from thinkcost.figures.plots import pareto_cost_column
+from thinkcost.figures.cost import pareto_cost_column
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "config" / "schema.yaml"

@@ -1,4 +1,4 @@
-"""Tests for thinkcost.figures.plots: each figure draws what the tables say."""
+"""Tests for thinkcost.figures: each figure draws what the tables say."""
 
 from __future__ import annotations
 
@@ -13,9 +13,20 @@ import pytest
 from matplotlib.figure import Figure
 
 from thinkcost import tables
-from thinkcost.analysis import fits
+from thinkcost.analysis.crossover import crossover_requests
+from thinkcost.analysis.family import fit_family_scaling
 from thinkcost.analysis.frontier import pareto_frontier
-from thinkcost.figures import plots
+from thinkcost.analysis.isoflop import fit_isoflop
+from thinkcost.analysis.train_equivalent import train_equivalent_flops, train_equivalent_table
+from thinkcost.figures.common import save_figure
+from thinkcost.figures.cost import pareto_cost_column, plot_pareto
+from thinkcost.figures.frontier import plot_frontier
+from thinkcost.figures.regime import REGIME_OVERVIEW_LISTED, plot_regime, plot_regime_overview
+from thinkcost.figures.scaling import (
+    plot_improvement_vs_train_flops,
+    plot_isoflop,
+    plot_train_equivalent_ratio,
+)
 
 
 def by_gid(ax, gid: str):
@@ -61,8 +72,8 @@ def scores() -> pd.DataFrame:
 
 @pytest.fixture
 def crossover(scores) -> pd.DataFrame:
-    train_equivalent = fits.train_equivalent_flops(scores, fits.fit_family_scaling(scores))
-    return fits.crossover_requests(train_equivalent, scores)
+    train_equivalent = train_equivalent_flops(scores, fit_family_scaling(scores))
+    return crossover_requests(train_equivalent, scores)
 
 
 # --- plot_regime -----------------------------------------------------------------------------
@@ -70,7 +81,7 @@ def crossover(scores) -> pd.DataFrame:
 
 def test_regime_marks_crossover_where_lines_meet(crossover):
     row = crossover[crossover["crossover_status"] == tables.STATUS_OK].iloc[0]
-    fig = plots.plot_regime(row)
+    fig = plot_regime(row)
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
@@ -101,7 +112,7 @@ def test_regime_without_crossover_has_no_marker_and_says_why(crossover):
     row["flops_per_request"] = row["baseline_flops_per_request"]  # optimization now free
     row["crossover_requests"] = np.nan
     row["crossover_status"] = tables.STATUS_ALWAYS_CHEAPER
-    ax = plots.plot_regime(row).axes[0]
+    ax = plot_regime(row).axes[0]
     assert by_gid(ax, "crossover") is None
     assert tables.STATUS_ALWAYS_CHEAPER in ax.get_title()
     assert by_gid(ax, "baseline_wins") is None  # training wins nowhere: nothing shaded for it
@@ -113,7 +124,7 @@ def test_regime_without_train_equivalent_draws_only_the_optimization(crossover):
     row["train_equivalent_flops"] = np.nan
     row["crossover_requests"] = np.nan
     row["status"] = row["crossover_status"] = tables.STATUS_SINGLE_MODEL_FAMILY
-    ax = plots.plot_regime(row).axes[0]
+    ax = plot_regime(row).axes[0]
     assert gids(ax) == ["optimization"]
     assert tables.STATUS_SINGLE_MODEL_FAMILY in ax.get_title()
 
@@ -122,7 +133,7 @@ def test_regime_without_train_equivalent_draws_only_the_optimization(crossover):
 
 
 def test_improvement_one_panel_per_optimization_one_line_per_family(scores):
-    fig = plots.plot_improvement_vs_train_flops(scores, baseline="standard")
+    fig = plot_improvement_vs_train_flops(scores, baseline="standard")
     assert len(fig.axes) == 2
     for ax in fig.axes:
         assert sorted(gid for gid in gids(ax) if gid.startswith("family:")) == [
@@ -140,8 +151,8 @@ def test_improvement_one_panel_per_optimization_one_line_per_family(scores):
 
 
 def test_isoflop_draws_points_and_fitted_lines(scores):
-    isoflop_fits = fits.fit_isoflop(scores)
-    fig = plots.plot_isoflop(scores, isoflop_fits)
+    isoflop_fits = fit_isoflop(scores)
+    fig = plot_isoflop(scores, isoflop_fits)
     ax = fig.axes[0]
     optimizations = ["cot", "sc", "standard"]
     assert sorted(gid for gid in gids(ax) if gid.startswith("fit:")) == [
@@ -165,7 +176,7 @@ def test_isoflop_draws_points_and_fitted_lines(scores):
 
 
 def test_train_equivalent_ratio_plots_token_ratio_against_ratio(scores, crossover):
-    fig = plots.plot_train_equivalent_ratio(crossover, scores)
+    fig = plot_train_equivalent_ratio(crossover, scores)
     ax = fig.axes[0]
     cot = by_gid(ax, "optimization:cot")
     sc = by_gid(ax, "optimization:sc")
@@ -185,7 +196,7 @@ def test_train_equivalent_ratio_plots_token_ratio_against_ratio(scores, crossove
 def test_train_equivalent_ratio_reports_rows_left_out(scores, crossover):
     crossover = crossover.copy()
     crossover.loc[crossover.index[0], "train_equivalent_ratio"] = np.nan
-    ax = plots.plot_train_equivalent_ratio(crossover, scores).axes[0]
+    ax = plot_train_equivalent_ratio(crossover, scores).axes[0]
     assert "1 row(s)" in ax.get_title()
 
 
@@ -193,7 +204,7 @@ def test_train_equivalent_ratio_reports_rows_left_out(scores, crossover):
 
 
 def test_pareto_line_goes_through_frontier_points(scores):
-    fig = plots.plot_pareto(scores)
+    fig = plot_pareto(scores)
     ax = fig.axes[0]
     frontier_line = by_gid(ax, "pareto_frontier")
     marked = pareto_frontier(scores)
@@ -208,7 +219,7 @@ def test_pareto_line_goes_through_frontier_points(scores):
 
 
 def test_pareto_draws_each_points_stderr(scores):
-    ax = plots.plot_pareto(scores).axes[0]
+    ax = plot_pareto(scores).axes[0]
     for optimization, rows in scores.groupby("optimization"):
         bars = by_gid(ax, f"stderr:{optimization}")
         assert bars is not None, optimization
@@ -251,19 +262,19 @@ def note_pairs(note: str) -> list[str]:
 
 def test_pareto_notes_points_within_one_stderr_only_when_there_are_some():
     # Frontier steps of 0.10 and d 0.20 below b: every gap is far beyond one s.e. (0.014).
-    assert stderr_note(plots.plot_pareto(pareto_table()).axes[0]) is None
+    assert stderr_note(plot_pareto(pareto_table()).axes[0]) is None
 
     # b only 0.01 above a: the step a → b is not resolved.
-    note = stderr_note(plots.plot_pareto(pareto_table(b=0.31)).axes[0])
+    note = stderr_note(plot_pareto(pareto_table(b=0.31)).axes[0])
     assert note is not None and note_pairs(note) == ["m / a ≈ m / b"]
 
     # d off the frontier, 0.005 below b, which beats it at no more cost.
-    note = stderr_note(plots.plot_pareto(pareto_table(d=0.395)).axes[0])
+    note = stderr_note(plot_pareto(pareto_table(d=0.395)).axes[0])
     assert note is not None and note_pairs(note) == ["m / b ≈ m / d"]
 
     # Without standard errors nothing can be said.
     unknown = pareto_table(b=0.31).assign(stderr=np.nan)
-    assert stderr_note(plots.plot_pareto(unknown).axes[0]) is None
+    assert stderr_note(plot_pareto(unknown).axes[0]) is None
 
 
 # --- plot_frontier ------------------------------------------------------------------------------
@@ -320,7 +331,7 @@ def drawn_points(sweep_scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_frontier_step_line_is_the_running_maximum(sweep_scores):
-    fig = plots.plot_frontier(sweep_scores)
+    fig = plot_frontier(sweep_scores)
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
     assert ax.get_xlabel() == "inference FLOPs per question (full convention)"
@@ -353,7 +364,7 @@ def test_frontier_step_line_is_the_running_maximum(sweep_scores):
 
 
 def test_frontier_sweeps_are_curves_in_order_of_k_with_k_labels(sweep_scores):
-    ax = plots.plot_frontier(sweep_scores).axes[0]
+    ax = plot_frontier(sweep_scores).axes[0]
     for model in ("b-small", "a-large"):
         curve = by_gid(ax, f"sweep:{model}:vote@k")
         assert curve is not None and curve.get_linestyle() != "None"
@@ -374,7 +385,7 @@ def test_frontier_sweeps_are_curves_in_order_of_k_with_k_labels(sweep_scores):
 
 
 def test_frontier_error_bars_carry_each_points_stderr(sweep_scores):
-    ax = plots.plot_frontier(sweep_scores).axes[0]
+    ax = plot_frontier(sweep_scores).axes[0]
     points = drawn_points(sweep_scores)
     drawn = []
     for (model, strategy), rows in points.groupby(
@@ -390,7 +401,7 @@ def test_frontier_error_bars_carry_each_points_stderr(sweep_scores):
 
 
 def test_frontier_colours_models_by_size_and_skips_rows_without_a_score(sweep_scores):
-    fig = plots.plot_frontier(sweep_scores)
+    fig = plot_frontier(sweep_scores)
     ax = fig.axes[0]
     viridis = matplotlib.colormaps["viridis"]
     # b-small comes first though its name sorts last: the darkest colour is the smallest model.
@@ -406,7 +417,7 @@ def test_frontier_colours_models_by_size_and_skips_rows_without_a_score(sweep_sc
 
 
 def test_frontier_notes_points_within_one_stderr(sweep_scores):
-    note = stderr_note(plots.plot_frontier(sweep_scores).axes[0])
+    note = stderr_note(plot_frontier(sweep_scores).axes[0])
     # a-large/direct is 0.01 below b-small/vote@2 (s.e. of the difference 0.023), a-large/vote@1
     # 0.02 below b-small/vote@4 (0.023); every frontier step is more than one s.e.
     assert note is not None
@@ -419,12 +430,12 @@ def test_frontier_notes_points_within_one_stderr(sweep_scores):
         separated["optimization"].isin(["direct", "vote@1"]) & (separated["model"] == "a-large"),
         "score",
     ] -= 0.1
-    assert stderr_note(plots.plot_frontier(separated).axes[0]) is None
+    assert stderr_note(plot_frontier(separated).axes[0]) is None
 
 
 def test_frontier_without_sweeps_draws_points_and_the_frontier(sweep_scores):
     unswept = sweep_scores[sweep_scores["k"].isna()].drop(columns=["sweep_of", "k", "vote"])
-    ax = plots.plot_frontier(unswept).axes[0]
+    ax = plot_frontier(unswept).axes[0]
     assert not [gid for gid in gids(ax) if gid.startswith("sweep:")]
     assert not [text for text in ax.texts if (text.get_gid() or "").startswith("k:")]
     assert sorted(gid for gid in gids(ax) if gid.startswith("point:")) == [
@@ -439,7 +450,7 @@ def test_frontier_cost_axis_and_task_fallbacks(sweep_scores):
     # A row without the full convention (an imported cell): the paper's, as for Pareto.
     imported = sweep_scores.copy()
     imported.loc[0, "inference_flops_per_request_full"] = np.nan
-    ax = plots.plot_frontier(imported).axes[0]
+    ax = plot_frontier(imported).axes[0]
     assert ax.get_xlabel() == "inference FLOPs per question (paper convention)"
     points = drawn_points(sweep_scores)
     assert np.allclose(
@@ -449,7 +460,7 @@ def test_frontier_cost_axis_and_task_fallbacks(sweep_scores):
     # No benchmark-average rows: the task with the most rows, and the title says so.
     per_task = sweep_scores[sweep_scores["task"] == "average"].assign(task="t2")
     table = pd.concat([per_task, sweep_scores[sweep_scores["task"] == "t1"]])
-    ax = plots.plot_frontier(table).axes[0]
+    ax = plot_frontier(table).axes[0]
     assert "no average rows: t2 shown" in ax.get_title()
     assert ax.get_ylabel() == "score (t2)"
     assert len(by_gid(ax, "frontier").get_xdata()) == len(points)
@@ -468,8 +479,8 @@ def seconds_scores(scores) -> pd.DataFrame:
 
 @pytest.fixture
 def seconds_crossover(seconds_scores) -> pd.DataFrame:
-    family_fits = fits.fit_family_scaling(seconds_scores)
-    return fits.train_equivalent_table(seconds_scores, family_fits, training_throughput=1e14)
+    family_fits = fit_family_scaling(seconds_scores)
+    return train_equivalent_table(seconds_scores, family_fits, training_throughput=1e14)
 
 
 def test_regime_in_seconds_meets_at_the_seconds_crossover_and_states_the_throughput(
@@ -477,7 +488,7 @@ def test_regime_in_seconds_meets_at_the_seconds_crossover_and_states_the_through
 ):
     ok = seconds_crossover[seconds_crossover["crossover_status_seconds"] == tables.STATUS_OK]
     row = ok.iloc[0]
-    ax = plots.plot_regime(row, cost_unit="seconds").axes[0]
+    ax = plot_regime(row, cost_unit="seconds").axes[0]
     assert ax.get_ylabel() == "lifetime device-seconds (training + inference)"
     (marker_x,), (marker_y,) = by_gid(ax, "crossover").get_data()
     assert marker_x == pytest.approx(row["crossover_requests_seconds"])
@@ -495,7 +506,7 @@ def test_regime_in_seconds_meets_at_the_seconds_crossover_and_states_the_through
     assert "device-seconds" in by_gid(ax, "baseline").get_label()
 
     # The FLOP regime of the same row: FLOPs on the axis, no throughput anywhere.
-    ax = plots.plot_regime(row).axes[0]
+    ax = plot_regime(row).axes[0]
     assert ax.get_ylabel() == "lifetime FLOPs (training + inference)"
     assert not [text for text in ax.texts if text.get_gid() == "throughput_note"]
     assert by_gid(ax, "crossover").get_data()[0][0] == pytest.approx(row["crossover_requests"])
@@ -504,39 +515,37 @@ def test_regime_in_seconds_meets_at_the_seconds_crossover_and_states_the_through
 def test_regime_in_seconds_without_seconds_draws_nothing_and_says_so(seconds_crossover):
     row = seconds_crossover.set_index("optimization").loc["sc"].iloc[0]
     row["optimization"] = "sc"
-    ax = plots.plot_regime(row, cost_unit="seconds").axes[0]
+    ax = plot_regime(row, cost_unit="seconds").axes[0]
     # The baseline model's line has its seconds; the optimization's cannot be drawn.
     assert gids(ax) == ["baseline"]
     assert tables.STATUS_NO_SECONDS in ax.get_title()
     # A table written before it had seconds columns: the same, not a KeyError.
     old = row.drop([col for col in row.index if "seconds" in col])
-    assert (
-        tables.STATUS_NO_SECONDS in plots.plot_regime(old, cost_unit="seconds").axes[0].get_title()
-    )
+    assert tables.STATUS_NO_SECONDS in plot_regime(old, cost_unit="seconds").axes[0].get_title()
 
 
 def test_regime_overview_draws_the_rows_with_seconds_and_names_the_rest(seconds_crossover):
-    fig = plots.plot_regime_overview(seconds_crossover, cost_unit="seconds")
+    fig = plot_regime_overview(seconds_crossover, cost_unit="seconds")
     panels = sorted(ax.get_gid() for ax in fig.axes if ax.get_gid())
     models = sorted(seconds_crossover["model"].unique())
     assert panels == sorted(f"regime:{model}:cot" for model in models)
     assert "training at 1e+14 FLOP/s" in fig.get_suptitle()
     skipped = fig._supxlabel.get_text()
     assert skipped.startswith(f"not drawn ({tables.STATUS_NO_SECONDS}):")
-    assert len(models) == 7 <= plots.REGIME_OVERVIEW_LISTED
+    assert len(models) == 7 <= REGIME_OVERVIEW_LISTED
     assert all(f"{model} / sc" in skipped for model in models)
     assert "/ cot" not in skipped
     # Restricted to some models (analysis.regime_models), and in FLOPs every row has a panel.
-    fig = plots.plot_regime_overview(seconds_crossover, cost_unit="flops", models=["f0", "g1"])
+    fig = plot_regime_overview(seconds_crossover, cost_unit="flops", models=["f0", "g1"])
     panels = sorted(ax.get_gid() for ax in fig.axes if ax.get_gid())
     assert panels == ["regime:f0:cot", "regime:f0:sc", "regime:g1:cot", "regime:g1:sc"]
     assert "FLOP/s" not in fig.get_suptitle() and fig._supxlabel is None
 
 
 def test_pareto_and_frontier_in_seconds(seconds_scores):
-    assert plots.pareto_cost_column(seconds_scores, cost_unit="seconds") == "seconds_per_request"
-    assert plots.pareto_cost_column(seconds_scores) == "inference_flops_per_request_paper"
-    ax = plots.plot_pareto(seconds_scores, x_col="seconds_per_request").axes[0]
+    assert pareto_cost_column(seconds_scores, cost_unit="seconds") == "seconds_per_request"
+    assert pareto_cost_column(seconds_scores) == "inference_flops_per_request_paper"
+    ax = plot_pareto(seconds_scores, cost_unit="seconds").axes[0]
     assert ax.get_xlabel() == "seconds per question (measured)"
     drawn = {gid: by_gid(ax, gid).get_offsets()[:, 0] for gid in ("cot", "standard")}
     assert np.allclose(drawn["cot"], 4.0) and np.allclose(drawn["standard"], 0.5)
@@ -546,20 +555,20 @@ def test_pareto_and_frontier_in_seconds(seconds_scores):
     # Only imported cells (the paper's published results): an empty figure that says why.
     imported = seconds_scores.assign(seconds_per_request=np.nan)
     for fig in (
-        plots.plot_pareto(imported, x_col="seconds_per_request"),
-        plots.plot_frontier(imported, cost_unit="seconds"),
+        plot_pareto(imported, cost_unit="seconds"),
+        plot_frontier(imported, cost_unit="seconds"),
     ):
         (text,) = [text for text in fig.axes[0].texts if text.get_gid() == "nothing_drawn"]
         assert text.get_text() == f"nothing to draw: {tables.STATUS_NO_SECONDS}"
 
-    fig = plots.plot_frontier(seconds_scores, cost_unit="seconds")
+    fig = plot_frontier(seconds_scores, cost_unit="seconds")
     ax = fig.axes[0]
     assert ax.get_xlabel() == "seconds per question (measured)"
     assert "score against inference time" in ax.get_title()
     assert "7 row(s) with no seconds measured not shown" in ax.get_title()
     assert set(by_gid(ax, "frontier").get_xdata()) == {0.5, 4.0}
     # The FLOP frontier of the same table keeps every row, on the FLOP axis.
-    ax = plots.plot_frontier(seconds_scores).axes[0]
+    ax = plot_frontier(seconds_scores).axes[0]
     assert ax.get_xlabel() == "inference FLOPs per question (configured convention)"
     assert len(by_gid(ax, "frontier").get_xdata()) == len(seconds_scores)
 
@@ -567,11 +576,11 @@ def test_pareto_and_frontier_in_seconds(seconds_scores):
 def test_seconds_axis_names_the_device_and_warns_when_there_are_several(seconds_scores):
     cells = seconds_scores.assign(task="t1", device="NVIDIA H100 80GB HBM3")
     table = pd.concat([seconds_scores, cells], ignore_index=True)
-    label = plots.plot_pareto(table, x_col="seconds_per_request").axes[0].get_xlabel()
+    label = plot_pareto(table, cost_unit="seconds").axes[0].get_xlabel()
     assert label == "seconds per question (measured on NVIDIA H100 80GB HBM3)"
     cells.loc[cells.index[:3], "device"] = "x86_64 CPU (2 cores)"
     table = pd.concat([seconds_scores, cells], ignore_index=True)
-    label = plots.plot_frontier(table, cost_unit="seconds").axes[0].get_xlabel()
+    label = plot_frontier(table, cost_unit="seconds").axes[0].get_xlabel()
     assert label == "seconds per question (measured on 2 devices: compare with care)"
 
 
@@ -591,7 +600,13 @@ def test_the_workflow_plans_the_seconds_figures(tmp_path, cost_unit, other):
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    for figure in ("pareto_seconds", "frontier_seconds", f"regime_{other}", "pareto", "frontier"):
+    for figure in (
+        "pareto_seconds",
+        "frontier_seconds",
+        f"regime_{other}",
+        "pareto_flops",
+        "frontier_flops",
+    ):
         assert f"figures/{figure}.png" in result.stdout, figure
     assert f"figures/regime_{cost_unit}.png" not in result.stdout
 
@@ -600,14 +615,14 @@ def test_the_workflow_plans_the_seconds_figures(tmp_path, cost_unit, other):
 
 
 def test_save_figure_writes_png_and_pdf(tmp_path, crossover):
-    fig = plots.plot_regime(crossover.iloc[0])
-    written = plots.save_figure(fig, [tmp_path / "a" / "regime.png", tmp_path / "a" / "regime.pdf"])
+    fig = plot_regime(crossover.iloc[0])
+    written = save_figure(fig, [tmp_path / "a" / "regime.png", tmp_path / "a" / "regime.pdf"])
     assert [path.name for path in written] == ["regime.png", "regime.pdf"]
     assert written[0].read_bytes().startswith(b"\x89PNG")
     assert written[1].read_bytes().startswith(b"%PDF")
 
     # A dot in a model name is not a format: both files are written after it.
-    written = plots.save_figure(fig, tmp_path / "pythia-1.4b.cot")
+    written = save_figure(fig, tmp_path / "pythia-1.4b.cot")
     assert [path.name for path in written] == ["pythia-1.4b.cot.png", "pythia-1.4b.cot.pdf"]
     assert all(path.stat().st_size > 0 for path in written)
 
@@ -623,7 +638,7 @@ def test_regime_cheaper_above_crossover_shades_the_other_way(crossover):
         3e8,
     ]
     row["crossover_status"] = tables.STATUS_CHEAPER_ABOVE_CROSSOVER
-    ax = plots.plot_regime(row).axes[0]
+    ax = plot_regime(row).axes[0]
     (marker_x,), _ = by_gid(ax, "crossover").get_data()
     assert marker_x == pytest.approx(2e8)
     assert by_gid(ax, "baseline_wins").get_paths()[0].vertices[:, 0].max() == pytest.approx(2e8)
@@ -633,13 +648,13 @@ def test_regime_cheaper_above_crossover_shades_the_other_way(crossover):
 
 def test_plots_accept_empty_tables(scores):
     empty = scores.iloc[:0]
-    train_equivalent = fits.train_equivalent_flops(empty, fits.fit_family_scaling(empty))
-    crossover = fits.crossover_requests(train_equivalent, empty)
+    train_equivalent = train_equivalent_flops(empty, fit_family_scaling(empty))
+    crossover = crossover_requests(train_equivalent, empty)
     for fig in (
-        plots.plot_improvement_vs_train_flops(empty),
-        plots.plot_isoflop(empty, fits.fit_isoflop(empty)),
-        plots.plot_train_equivalent_ratio(crossover, empty),
-        plots.plot_pareto(empty),
-        plots.plot_frontier(empty),
+        plot_improvement_vs_train_flops(empty),
+        plot_isoflop(empty, fit_isoflop(empty)),
+        plot_train_equivalent_ratio(crossover, empty),
+        plot_pareto(empty),
+        plot_frontier(empty),
     ):
         assert isinstance(fig, Figure)

@@ -369,7 +369,7 @@ def test_analysis_outputs_and_the_report(finished_run):
         "improvement",
         "isoflop",
         "train_equivalent_ratio",
-        "pareto",
+        "pareto_flops",
         "regime/smollm2.cot",
     ):
         for ext in ("png", "pdf"):

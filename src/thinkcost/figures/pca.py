@@ -8,9 +8,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from thinkcost.analysis.pca import gain_fit
-from thinkcost.tables import (
-    STATUS_OK,
-)
+from thinkcost.tables import STATUS_OK
 
 GAIN_BAND_POINTS = 100
 
