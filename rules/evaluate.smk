@@ -11,9 +11,9 @@ rule evaluate:
     benchmark:
         "results/benchmarks/evaluate/{model}/{task}/{optimization}.tsv"
     group:
-        get_evaluate_group
+        evaluate_group_directive()
     conda:
-        get_evaluate_env
+        evaluate_env_directive()
     threads: 2
     resources:
         mem_mb=get_evaluate_mem_mb,

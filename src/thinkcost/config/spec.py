@@ -147,6 +147,13 @@ def evaluate_conda_env(config: dict, optimization: str) -> str:
     return _engine(config, optimization).conda_env
 
 
+def shared_conda_env(config: dict) -> str | None:
+    """The one conda environment of every evaluation job, when all optimizations' engines share
+    it (None when they differ)."""
+    envs = {evaluate_conda_env(config, optimization) for optimization in config["optimizations"]}
+    return envs.pop() if len(envs) == 1 else None
+
+
 def evaluate_gpus(config: dict, cell: Cell) -> int:
     """GPUs as the cell's engine counts them for its model."""
     params = config["models"][cell.model]["params"]
