@@ -147,7 +147,7 @@ def test_every_regime_plot_is_drawn(paper_run):
             assert figure.stat().st_size > 1000, figure
     # Imported scores without token counts have no cost to draw a regime plot with.
     assert not list((paper_run / "figures" / "regime").glob("*.direct.*"))
-    for figure in ("improvement", "isoflop", "train_equivalent_ratio", "pareto"):
+    for figure in ("improvement", "isoflop", "train_equivalent_ratio", "pareto_flops"):
         assert (paper_run / "figures" / f"{figure}.png").stat().st_size > 1000
 
 
