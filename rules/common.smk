@@ -39,6 +39,8 @@ from thinkcost.config.spec import (
 
 CELLS = expand_grid(config)
 TABLE_CELLS = all_cells(config)
+# (model, optimization) of every regime plot: read by rule all and by the plotting rules.
+REGIME_PAIRS = regime_pairs(config, TABLE_CELLS)
 
 
 wildcard_constraints:
@@ -125,12 +127,8 @@ def get_aggregate_input(wildcards):
     return aggregate_inputs(get_table_cells())
 
 
-def get_regime_pairs():
-    return regime_pairs(config, TABLE_CELLS)
-
-
 def get_regime_groups():
-    return regime_groups(get_regime_pairs())
+    return regime_groups(REGIME_PAIRS)
 
 
 def get_pca_settings():
@@ -182,7 +180,7 @@ def get_final_output():
         *expand("figures/{figure}.{ext}", figure=summary, ext=["png", "pdf"]),
         *[
             f"figures/regime/{model}.{optimization}.{ext}"
-            for model, optimization in get_regime_pairs()
+            for model, optimization in REGIME_PAIRS
             for ext in ("png", "pdf")
         ],
         *get_pca_outputs(),
