@@ -56,8 +56,12 @@ def main() -> None:
     counters = vllm_engine.counters
     print(
         f"vllm: {counters.forward_passes} engine steps, {counters.forward_tokens} tokens through "
-        f"the model, {counters.reused_tokens} prompt tokens from its prefix cache"
+        f"the model, {counters.reused_tokens} prompt tokens from its prefix cache; scoring "
+        f"computed {counters.scoring_tokens} tokens, {counters.rescored_choices} choices again "
+        "(their rows found stale in the cache)"
     )
+    ratio = vllm.scoring_seconds / hf.scoring_seconds
+    print(f"vllm scoring over hf scoring: {ratio:.2f} (target 2)")
     agreements = compare_tasks(hf, vllm, questions)
     print_agreement(agreements)
     identical = all_identical(agreements)

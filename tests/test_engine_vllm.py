@@ -138,6 +138,38 @@ def test_a_resumed_cell_continues_from_its_checkpoint(engines, tmp_path):
     assert os.path.exists(checkpoint)
 
 
+def test_scores_read_from_the_prefix_cache_are_never_stale(engines):
+    """Scoring reads vLLM's prefix cache, whose cached rows carry stale log-probabilities (vLLM
+    issue 42019). Scored a second time, in the other order, each choice below finds its own
+    rows in the cache: the engine must notice and score it again, so both passes equal the hf
+    engine's scores."""
+    from thinkcost.engines import ScoreRequest
+
+    hf, vllm = engines
+    block = vllm.llm.llm_engine.vllm_config.cache_config.block_size
+    choices = (" (A)", " (B)", " yes")
+    requests = []
+    for extra in (0, 1, 2):
+        # The first choice ends 1-3 tokens past two full blocks: its rows sit in the second.
+        words = 2 * block - 64  # " the" is one token: add them until the length is right
+        while True:
+            context = "Q: count the words." + " the" * words + "\nThe answer is:"
+            context_tokens, choice_tokens = vllm.encode_pair(context, choices[0])
+            if len(context_tokens) + len(choice_tokens) >= 2 * block + 1 + extra:
+                break
+            words += 1
+        requests.append(ScoreRequest(context, choices))
+    first = vllm.score(requests)
+    rescored = vllm.counters.rescored_choices
+    second = vllm.score(requests[::-1])[::-1]
+    assert vllm.counters.rescored_choices > rescored  # the cache did hold their rows
+    reference = hf.score(requests)
+    for scores in (first, second):
+        for ours, theirs in zip(scores, reference, strict=True):
+            assert [s for s, _ in ours] == pytest.approx([s for s, _ in theirs], abs=LOGLIK_ABS)
+            assert [g for _, g in ours] == [g for _, g in theirs]
+
+
 def test_free_form_answers_equal_the_hf_engines(engines, shared_data):
     task = "thinkcost_gsm8k_shared"  # tests/tasks/gsm8k_shared.yaml, from ../shared/data
     texts = []
