@@ -475,8 +475,23 @@ def test_the_schema_names_exactly_the_registered_engines():
     schema = yaml.safe_load(SCHEMA.read_text())
     evaluation = schema["properties"]["evaluation"]["properties"]["engine"]["enum"]
     optimization = schema["$defs"]["optimization"]["properties"]["engine"]["enum"]
-    assert set(evaluation) == set(ENGINES)
+    assert set(evaluation) - {"auto"} == set(ENGINES)
     assert set(optimization) - {None} == set(ENGINES)
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda", "cuda:1", "auto"])
+def test_engine_auto_means_vllm_only_where_it_is_installed_and_the_device_is_a_gpu(device):
+    """The default engine, resolved once at planning into the engine each cell records."""
+    import importlib.util
+
+    import torch
+
+    gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    expected = "vllm" if importlib.util.find_spec("vllm") and gpu else "hf"
+    config = copy.deepcopy(BASE)
+    config["evaluation"] = {"device": device}  # the engine left to its default, auto
+    validate_config(config, SCHEMA, base_dir=REPO, check_tasks=False)
+    assert config["evaluation"]["engine"] == expected
 
 
 def test_regime_plots_are_grouped_by_the_optimizations_a_model_has():

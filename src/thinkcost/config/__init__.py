@@ -30,7 +30,7 @@ from thinkcost.config.grid import (
     table_optimizations,
 )
 from thinkcost.config.imports import check_import_files
-from thinkcost.config.knobs import check_knobs
+from thinkcost.config.knobs import check_knobs, resolve_auto_engine
 from thinkcost.config.loading import apply_schema, load_yaml_strict
 from thinkcost.config.models import (
     check_budgets,
@@ -66,6 +66,7 @@ def validate_config(
     for path in configfiles:
         load_yaml_strict(path)
     apply_schema(config, schema_path)
+    resolve_auto_engine(config)
     check_references(config)
     check_sources(config)
     check_knobs(config)

@@ -4,12 +4,22 @@
 from __future__ import annotations
 
 from thinkcost.config.errors import ConfigError
-from thinkcost.engines import engine_profile
+from thinkcost.engines import auto_engine, engine_profile
 
 
 def engine_name(knobs: dict, evaluation: dict) -> str:
     """The engine an optimization runs on: its own, or else the evaluation's."""
     return knobs.get("engine") or evaluation["engine"]
+
+
+def resolve_auto_engine(config: dict) -> None:
+    """Replace `evaluation.engine: auto` by the engine it means on the jobs' device, once at
+    planning: each cell's spec and provenance then name the engine that ran, and the jobs' conda
+    environment and GPUs follow it. A cluster whose planning environment lacks vLLM (it lives in
+    envs/vllm.yaml there) gets hf; name `engine: vllm` to have it."""
+    evaluation = config["evaluation"]
+    if evaluation["engine"] == "auto":
+        evaluation["engine"] = auto_engine(evaluation["device"])
 
 
 def check_knobs(config: dict) -> None:
