@@ -268,11 +268,10 @@ class HFEngine(TransformersTokenizerEngine):
         rows = batch.rows
         drafts = drafter.get_candidates(rows, spec, finished) if drafter else [[] for _ in rows]
         width = 1 + max(len(draft) for draft in drafts)
-        tokens = torch.full((len(rows), width), self._pad_id, dtype=torch.long)
-        fed = torch.zeros(len(rows), width, dtype=torch.long)
-        for i, (row, draft) in enumerate(zip(rows, drafts, strict=True)):
-            tokens[i, : 1 + len(draft)] = torch.tensor([row.generated[-1], *draft])
-            fed[i, : 1 + len(draft)] = 1
+        # Built as lists and made tensors once: no tensor per row.
+        fed_tokens = [[row.generated[-1], *draft] for row, draft in zip(rows, drafts, strict=True)]
+        tokens = torch.tensor([t + [self._pad_id] * (width - len(t)) for t in fed_tokens])
+        fed = torch.tensor([[1] * len(t) + [0] * (width - len(t)) for t in fed_tokens])
         columns = batch.mask.shape[1]
         logits = self.runner.decode_step(batch, tokens.to(self.device), fed)
         if drafter is not None:

@@ -120,23 +120,34 @@ class ModelRunner:
 
 
 def choose(logits: torch.Tensor, rows: list[Row], spec: SamplingSpec) -> list[int]:
-    """Each row's next token, greedy or sampled (with the row's own generator); its
-    log-probability under the model itself (temperature 1) goes to the row's `logprobs`."""
-    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    """Each row's next token, greedy or sampled (each row from its own generator); its
+    log-probability under the model itself (temperature 1) goes to the row's `logprobs`.
+
+    One batched draw for all rows, and one read of the results back to the host: the step's
+    host work must not grow with the rows (issue 24)."""
+    logits = logits.float()
     if not spec.do_sample:
-        chosen = logprobs.argmax(dim=-1).tolist()
+        chosen = logits.argmax(dim=-1)
     else:
-        warped = logits.float() / spec.temperature
+        warped = logits / spec.temperature
         if spec.top_p < 1.0:
             from transformers import TopPLogitsWarper
 
             warped = TopPLogitsWarper(spec.top_p)(None, warped)
-        probs = warped.softmax(dim=-1).cpu()
-        chosen = [
-            int(torch.multinomial(probs[i], 1, generator=row.generator))
-            for i, row in enumerate(rows)
-        ]
-    picked = logprobs.gather(1, torch.tensor(chosen, device=logprobs.device)[:, None])
-    for row, value in zip(rows, picked[:, 0].tolist(), strict=True):
+        # Inverse-CDF sampling: one uniform number per row, from the row's own generator (its
+        # samples do not depend on the batch it is in), and one batched search. A per-row
+        # multinomial drew a number per vocabulary entry: 1 ms a row on a 49k vocabulary.
+        cdf = warped.softmax(dim=-1).double().cumsum(dim=-1)
+        uniform = torch.tensor(
+            [float(torch.rand((), generator=row.generator, dtype=torch.float64)) for row in rows],
+            dtype=torch.float64,
+        ).to(cdf.device)
+        # right=True: the first entry whose cumulative mass exceeds u, never a token of mass 0
+        drawn = torch.searchsorted(cdf, (uniform * cdf[:, -1])[:, None], right=True)[:, 0]
+        chosen = drawn.clamp_max(cdf.shape[-1] - 1)
+    # log softmax at the chosen token, without writing the whole log-softmax out
+    picked = logits.gather(1, chosen[:, None])[:, 0] - torch.logsumexp(logits, dim=-1)
+    tokens, values = torch.stack([chosen.double(), picked.double()]).tolist()
+    for row, value in zip(rows, values, strict=True):
         row.logprobs.append(value)
-    return chosen
+    return [int(token) for token in tokens]

@@ -1,0 +1,158 @@
+"""Host work per decode step: the hf engine against transformers' own `generate` on a tiny model.
+
+A two-layer Llama of width 64 with SmolLM2's tokenizer (random weights, seeded) does almost no
+arithmetic per token, so a decode step's time is what the host does around it: building the
+step's inputs, the attention mask, choosing tokens, checking stops, synchronisations. Both
+engines run the same prompts (BBH questions shipped in data/bbh) with the same budget, greedy and
+sampled, at 8, 32 and 128 rows, in one process; each figure is the faster of two runs.
+
+    .venv/bin/python -m bench.host_overhead [--device cuda] [--dtype bfloat16] [--max-new-tokens T]
+
+Printed: milliseconds per step (a call's wall time over T) per engine and configuration, their
+ratio, and last
+
+    host_ratio=<ours / transformers at 128 rows, greedy> identical=<true|false>
+
+identical = every greedy continuation of ours equals transformers' (text up to EOS), at every
+row count. Sampled runs are timed only: the two draw from different random streams. Issue 24's
+target on a CPU is host_ratio <= 1. Run it on an idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+ROWS = (8, 32, 128)
+
+
+def tiny_model(directory: Path, tokenizer_dir: Path) -> Path:
+    """The tests' tiny Llama (tests/test_runtime.py), with the tokenizer of `tokenizer_dir`."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=49152,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        eos_token_id=2,
+    )
+    LlamaForCausalLM(config).save_pretrained(directory)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (tokenizer_dir / name).exists():
+            shutil.copy(tokenizer_dir / name, directory / name)
+    return directory
+
+
+def prompts(count: int) -> list[str]:
+    """The first `count` BBH questions of the shipped tasks, round robin over the tasks."""
+    tasks = sorted((REPO / "data" / "bbh" / "tasks").glob("*.json"))
+    examples = [json.loads(path.read_text())["examples"] for path in tasks]
+    questions = [f"Q: {e[i]['input']}\nA:" for i in range(count) for e in examples]
+    return questions[:count]
+
+
+def run_ours(engine, texts: list[str], budget: int, sample: bool, device: str) -> tuple:
+    from thinkcost.engines import GenerationRequest, SamplingSpec
+
+    spec = SamplingSpec(max_new_tokens=budget, do_sample=sample, temperature=1.0, seed=1)
+    requests = [GenerationRequest(text, 1, f"q{i}") for i, text in enumerate(texts)]
+    synchronize(device)
+    started = time.perf_counter()
+    generations = engine.generate(requests, spec)
+    synchronize(device)
+    return time.perf_counter() - started, [g.text for (g,) in generations]
+
+
+def run_transformers(model, tokenizer, texts: list[str], budget: int, sample: bool, device: str):
+    encoded = tokenizer(texts, return_tensors="pt", padding=True).to(device)
+    options = {"do_sample": True, "temperature": 1.0, "top_k": 0, "top_p": 1.0} if sample else {}
+    torch.manual_seed(1)
+    synchronize(device)
+    started = time.perf_counter()
+    with torch.no_grad():
+        output = model.generate(
+            **encoded,
+            max_new_tokens=budget,
+            min_new_tokens=0,
+            pad_token_id=tokenizer.pad_token_id,
+            **({"do_sample": False} if not sample else options),
+        )
+    synchronize(device)
+    seconds = time.perf_counter() - started
+    new = output[:, encoded["input_ids"].shape[1] :]
+    return seconds, tokenizer.batch_decode(new, skip_special_tokens=True)
+
+
+def synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument(
+        "--tokenizer", default=str(REPO / "results/stage/models/smollm2-135m-instruct")
+    )
+    options = parser.parse_args()
+    torch.set_num_threads(options.threads)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from thinkcost.engines import load_engine
+
+    budget, device = options.max_new_tokens, options.device
+    with tempfile.TemporaryDirectory() as scratch:
+        path = tiny_model(Path(scratch), Path(options.tokenizer))
+        dtype = getattr(torch, options.dtype)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
+        model.generation_config.eos_token_id = 2
+        tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
+        tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+        print(
+            f"2-layer Llama, width 64, SmolLM2's tokenizer; T = {budget}; {device}, "
+            f"{options.dtype}, {torch.get_num_threads()} threads; ms per step, faster of 2 runs"
+        )
+        print(f"{'decoding':9} {'rows':>5} {'ours':>8} {'transformers':>13} {'ratio':>6}")
+        identical, ratio_128 = True, float("nan")
+        for sample in (False, True):
+            for rows in ROWS:
+                engine = load_engine(
+                    "hf", str(path), device=device, dtype=options.dtype, draft_tokens=0,
+                    max_batch_size=rows, batch_tokens=1 << 20,
+                )  # fmt: skip
+                texts = prompts(rows)
+                ours = [run_ours(engine, texts, budget, sample, device) for _ in range(2)]
+                theirs = [
+                    run_transformers(model, tokenizer, texts, budget, sample, device)
+                    for _ in range(2)
+                ]
+                mine, other = min(s for s, _ in ours), min(s for s, _ in theirs)
+                if not sample:
+                    identical = identical and ours[0][1] == theirs[0][1]
+                    ratio_128 = mine / other if rows == 128 else ratio_128
+                print(
+                    f"{'sampled' if sample else 'greedy':9} {rows:5d} {mine / budget * 1e3:8.2f} "
+                    f"{other / budget * 1e3:13.2f} {mine / other:6.2f}"
+                )
+                del engine
+        print(f"host_ratio={ratio_128:.2f} identical={str(identical).lower()}")
+
+
+if __name__ == "__main__":
+    main()
