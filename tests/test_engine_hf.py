@@ -265,3 +265,46 @@ def test_lookup_searches_only_the_latest_finished_rationales(smollm2_dir, monkey
     # Four rationales finished before the last question decoded; at most 60 tokens were kept.
     assert max(tokens for _, tokens in pooled) <= 60, pooled
     assert max(count for count, _ in pooled) >= 1, pooled
+
+
+TEXTS = [
+    "First, the date is 12/25/1937.\nQ: next question\nA: The answer is (B).",
+    "She moves left → then right → and stops.\n\nThe answer is: yes",
+    "Steps: 1. take 3 steps. 2. turn around. The answer is no.",
+    "Kein Q hier, nur Umlaute: äöü ß, und 字漢, done ✓ 🙂.",
+]
+# SmolLM2's byte-level tokens split 漢, ✓ and 🙂 over two or three tokens, each "\ufffd" alone.
+STOPS = [("Q:", "The answer is"), ("\n\n",), ("→ and",), ("字漢",), ("ß,",), ("done ✓",), ("🙂",)]
+
+
+@pytest.mark.parametrize("stops", STOPS)
+def test_a_stop_is_found_at_the_step_that_completes_it(smollm2_dir, stops):
+    """The decode loop's stop check (which decodes a row's tail only when an added token may
+    end a stop string) finds each stop at the same step as decoding the whole text every step,
+    whatever the tokens added per step (1, or up to 4 when drafts are confirmed). A window of
+    one token per character missed 字漢 (four tokens for two characters)."""
+    from thinkcost.engines.hf.stops import StopStrings
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+
+    def decode(tokens):
+        return tokenizer.decode(tokens, skip_special_tokens=True)
+
+    found = 0
+    for text in TEXTS:
+        tokens = tokenizer.encode(text, add_special_tokens=False)
+        for step_sizes in ([1], [2, 1, 4, 3], [4]):
+            check = StopStrings(stops, decode)
+            generated, step, ours, whole = [], 0, None, None
+            while len(generated) < len(tokens):
+                before = len(generated)
+                generated = tokens[: before + step_sizes[step % len(step_sizes)]]
+                added = len(generated) - before
+                if whole is None and any(stop in decode(generated) for stop in stops):
+                    whole = len(generated)
+                if ours is None and check.completed(generated, added):
+                    ours = len(generated)
+                step += 1
+            assert ours == whole, (text, stops, step_sizes)
+            found += whole is not None
+    assert found  # each set of stops occurs in some text

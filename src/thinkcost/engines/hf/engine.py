@@ -28,6 +28,7 @@ from thinkcost.engines.hf.drafting import AssistantDrafts, Drafter, FinishedRati
 from thinkcost.engines.hf.loading import load_assistant, load_model
 from thinkcost.engines.hf.prefix_cache import Prefix, PrefixCache, common_prefix
 from thinkcost.engines.hf.runner import ModelRunner, choose
+from thinkcost.engines.hf.stops import StopStrings
 
 # Context tokens left after a cached prefix that are run with each continuation rather than in
 # a pass of their own (see `HFEngine._context_heads`).
@@ -123,8 +124,7 @@ class HFEngine(TransformersTokenizerEngine):
     ) -> list[list[Generation]]:
         prompt_limit = self.prompt_limit(spec.max_new_tokens)
         prompts = [self.tokenize(r.prompt)[-prompt_limit:] or [self._pad_id] for r in requests]
-        # A stop string of c characters spans at most c tokens, plus a partial one each side.
-        stop_window = max((len(s) for s in spec.stop), default=0) + 2
+        stops = StopStrings(spec.stop, self.detokenize)
         results: list[list[Generation | None]] = [[None] * r.n for r in requests]
         # Longest prompts first: a memory peak shows at once, and prefills group similar lengths.
         waiting = deque(sorted(range(len(requests)), key=lambda i: -len(prompts[i])))
@@ -136,7 +136,7 @@ class HFEngine(TransformersTokenizerEngine):
                 batch = self._join(batch, joining, prompts, requests, spec)
             else:
                 self._step(batch, spec, finished)
-            done = [i for i, row in enumerate(batch.rows) if self._finished(row, spec, stop_window)]
+            done = [i for i, row in enumerate(batch.rows) if self._finished(row, spec, stops)]
             if done:
                 batch = self._retire(batch, done, spec, results, finished)
         return results  # type: ignore[return-value]
@@ -166,14 +166,11 @@ class HFEngine(TransformersTokenizerEngine):
             rows_needed += requests[joining[-1]].n
         return joining
 
-    def _finished(self, row: Row, spec: SamplingSpec, stop_window: int) -> bool:
+    def _finished(self, row: Row, spec: SamplingSpec, stops: StopStrings) -> bool:
         added = row.generated[-row.added :]
         if not self._eos.isdisjoint(added) or len(row.generated) >= spec.max_new_tokens:
             return True
-        if not spec.stop:
-            return False
-        tail = self.detokenize(row.generated[-(stop_window + row.added - 1) :])
-        return any(s in tail for s in spec.stop if s)
+        return stops.completed(row.generated, row.added)
 
     def _retire(
         self,
