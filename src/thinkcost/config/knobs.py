@@ -8,8 +8,10 @@ from thinkcost.engines import auto_engine, engine_profile
 
 
 def engine_name(knobs: dict, evaluation: dict) -> str:
-    """The engine an optimization runs on: its own, or else the evaluation's."""
-    return knobs.get("engine") or evaluation["engine"]
+    """The engine an optimization runs on: its own, or else the evaluation's (`auto` resolved,
+    for settings that did not pass through `validate_config`)."""
+    name = knobs.get("engine") or evaluation["engine"]
+    return auto_engine(evaluation["device"]) if name == "auto" else name
 
 
 def resolve_auto_engine(config: dict) -> None:

@@ -11,6 +11,7 @@ vLLM) is imported only when `load_engine` loads one.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import math
@@ -86,6 +87,7 @@ def engine_profile(name: str) -> EngineProfile:
     return getattr(importlib.import_module(module), attribute)()
 
 
+@functools.cache  # asked once per job while planning: find_spec and torch's answer are fixed
 def auto_engine(device: str) -> str:
     """`engine: auto`: vllm where it is installed and the jobs' device is a GPU, hf otherwise.
 
