@@ -35,7 +35,8 @@ ROWS = (8, 32, 128)
 
 
 def tiny_model(directory: Path, tokenizer_dir: Path) -> Path:
-    """The tests' tiny Llama (tests/test_runtime.py), with the tokenizer of `tokenizer_dir`."""
+    """A two-layer Llama of width 64 with random weights (seeded) and the tokenizer of
+    `tokenizer_dir`; tests/test_runtime.py compiles it too."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)

@@ -3,8 +3,6 @@ forward the one generation calls, and a dtype the device cannot run refused befo
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import torch
 
@@ -38,26 +36,10 @@ def test_int8_weights_are_stored_as_int8_and_still_answer(smollm2_dir):
 @pytest.fixture(scope="module")
 def tiny_model_dir(smollm2_dir, tmp_path_factory):
     """A two-layer Llama with random weights and SmolLM2's tokenizer: a real transformers
-    model small enough that compiling it takes seconds, not minutes."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    model small enough that compiling it takes seconds, not minutes (bench.host_overhead's)."""
+    from bench.host_overhead import tiny_model
 
-    path = tmp_path_factory.mktemp("tiny")
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=49152,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        eos_token_id=2,
-    )
-    LlamaForCausalLM(config).save_pretrained(path)
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        if (smollm2_dir / name).exists():
-            shutil.copy(smollm2_dir / name, path / name)
-    return path
+    return tiny_model(tmp_path_factory.mktemp("tiny"), smollm2_dir)
 
 
 def test_the_compiled_forward_is_the_one_generation_calls(tiny_model_dir):
