@@ -92,7 +92,7 @@ class EngineCounters:
     decode_tokens: int = 0
     scoring_tokens: int = 0
     reused_tokens: int = 0  # context tokens a score found already computed
-    rescored_choices: int = 0  # vllm: choices scored again, their rows found stale in its cache
+    rescored_choices: int = 0  # vllm: choices with rows found stale in its cache, read again
     generated_tokens: int = 0
     draft_tokens: int = 0  # draft tokens (prompt lookup, or an assistant's) proposed …
     accepted_draft_tokens: int = 0  # … and confirmed by the model

@@ -10,8 +10,8 @@ The two primitives map onto vLLM's own API:
   `prompt_logprobs`, reading the prefix cache: a shared context (a question, its rationale and
   the answer prefix) is computed once for all its choices, or not at all where the rationale's
   generation left it cached. vLLM returns log-probabilities only for the rows it computes (a
-  cached row's come back stale, vLLM issue 42019); a choice whose rows the cache covered is
-  scored again without reading it (`_scored`).
+  cached row's come back stale, vLLM issue 42019); a row the cache covered is read again as one
+  generated position after the tokens before it (`_next_token_logprobs`).
 
 Sampling is seeded per question (`SamplingSpec.sample_seed(key, 0)` seeds the request whose n
 samples vLLM draws), so a question's samples do not depend on the batch or on a resume; they are
@@ -144,7 +144,8 @@ class VLLMEngine(TransformersTokenizerEngine):
             max_num_seqs=max_batch_size,
             enable_prefix_caching=True,
             block_size=block_size,
-            # torch.compile takes minutes on a CPU and is not cached between jobs there.
+            # Compiling adds ~45 s to a CPU job's load (warm cache): it pays only in cells of
+            # more than ~300 questions (bench/engines.py), so a CPU job is eager by default.
             enforce_eager=device.startswith("cpu") if enforce_eager is None else enforce_eager,
             gpu_memory_utilization=gpu_memory_utilization,
             tensor_parallel_size=tensor_parallel_size,
@@ -219,7 +220,12 @@ class VLLMEngine(TransformersTokenizerEngine):
                 stop=list(spec.stop) or None,
                 stop_token_ids=sorted(self._eos),
                 skip_special_tokens=True,
-                logprobs=0,  # the sampled token's own (raw, before temperature)
+                # The sampled token's own log-probability (raw, before temperature), which
+                # weighs samples against each other; greedy rows have no use for it, and vLLM's
+                # gather of it (with its rank over the vocabulary) cost 9 ms a decode step on
+                # this CPU. Without it a greedy Generation's logprob is None, which the sample
+                # scores handle (they score the text instead).
+                logprobs=0 if spec.do_sample else None,
             )
             for request in requests
         ]
@@ -253,19 +259,26 @@ class VLLMEngine(TransformersTokenizerEngine):
                 whole = (context_tokens + continuation_tokens)[-(self.max_length - 1) :]
                 pairs.append((whole, min(len(continuation_tokens), len(whole) - 1)))
         prompts = [TokensPrompt(prompt_token_ids=whole) for whole, _ in pairs]
-        outputs = self._run(prompts, [self._score_params(read_cache=True)] * len(pairs))
-        scores = [self._scored(*pair, output) for pair, output in zip(pairs, outputs, strict=True)]
-        # A choice scored before (or whose last full block another prompt filled) finds its
-        # own rows in the cache: those come back stale, so it is scored again from scratch.
-        stale = [i for i, score in enumerate(scores) if score is None]
+        outputs = self._run(prompts, [self._score_params()] * len(pairs))
+        found = {}  # (pair, position) -> (log-probability, rank) of the token at position
+        stale = []  # (pair, position) whose row the cache covered
+        for index, ((whole, length), output) in enumerate(zip(pairs, outputs, strict=True)):
+            cached = output.num_cached_tokens or 0
+            self.counters.scoring_tokens += len(whole) - cached
+            for position in range(len(whole) - length, len(whole)):
+                # Position p is predicted by row p - 1, computed only if p - 1 >= cached.
+                if position <= cached:
+                    stale.append((index, position))
+                else:
+                    candidate = output.prompt_logprobs[position][whole[position]]
+                    found[index, position] = (candidate.logprob, candidate.rank)
         if stale:
-            again = self._run(
-                [prompts[i] for i in stale], [self._score_params(read_cache=False)] * len(stale)
-            )
-            for i, output in zip(stale, again, strict=True):
-                scores[i] = self._scored(*pairs[i], output)
-                assert scores[i] is not None, "a prompt read without the cache came back cached"
-        self.counters.rescored_choices += len(stale)
+            found.update(self._next_token_logprobs({(i, p): (pairs[i][0], p) for i, p in stale}))
+        self.counters.rescored_choices += len({index for index, _ in stale})
+        scores = []
+        for index, (whole, length) in enumerate(pairs):
+            rows = [found[index, p] for p in range(len(whole) - length, len(whole))]
+            scores.append((sum(lp for lp, _ in rows), all(rank == 1 for _, rank in rows)))
         self.counters.scoring_seconds += time.perf_counter() - started
         answers, position = [], 0
         for request in requests:
@@ -274,7 +287,7 @@ class VLLMEngine(TransformersTokenizerEngine):
         return answers
 
     @staticmethod
-    def _score_params(read_cache: bool):
+    def _score_params():
         from vllm import SamplingParams
 
         return SamplingParams(
@@ -283,29 +296,44 @@ class VLLMEngine(TransformersTokenizerEngine):
             prompt_logprobs=1,
             # vLLM's default for prompt_logprobs is to skip the cache and recompute every prompt
             # (ten times the hf engine's scoring time on the default tasks).
-            skip_reading_prefix_cache=not read_cache,
+            skip_reading_prefix_cache=False,
             # No text: the rows the cache covered hold garbage token ids, which the detokenizer
             # would choke on; and scoring needs ids only.
             detokenize=False,
             flat_logprobs=True,  # one list per prompt instead of a dict per position
         )
 
-    def _scored(self, whole: list[int], length: int, output) -> tuple[float, bool] | None:
-        """(log-likelihood, greedy) of the last `length` tokens of `whole`, or None where vLLM
-        did not compute them: row i (predicting token i + 1) is computed only when i is at or
-        past the prompt's cached tokens."""
-        cached = output.num_cached_tokens or 0
-        first = len(whole) - length
-        self.counters.scoring_tokens += len(whole) - cached
-        if cached > first - 1:
-            return None
-        loglik, greedy = 0.0, True
-        for position in range(first, len(whole)):
-            candidates = output.prompt_logprobs[position]
-            token = whole[position]
-            loglik += candidates[token].logprob
-            greedy = greedy and candidates[token].rank == 1
-        return loglik, greedy
+    def _next_token_logprobs(self, targets: dict) -> dict:
+        """{key: (log-probability, rank)} of token `whole[p]` after `whole[:p]`, for each
+        `targets[key] = (whole, p)`: the rows the prefix cache covered in a scoring prompt. Each is
+        one generated position, which vLLM always computes (a prompt's last token is never read
+        from the cache): the cache covers the rest of the prompt, so a stale row costs at most a
+        block's recompute where scoring the choice without the cache recomputed its whole
+        context. The token is forced with `allowed_token_ids`; vLLM's log-probabilities and ranks
+        are the raw ones, taken before that mask."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        prompts = [TokensPrompt(prompt_token_ids=whole[:p]) for whole, p in targets.values()]
+        params = [
+            SamplingParams(
+                max_tokens=1,
+                temperature=0.0,
+                allowed_token_ids=[whole[p]],
+                logprobs=0,  # the sampled (here: forced) token's own, and its rank
+                detokenize=False,
+            )
+            for whole, p in targets.values()
+        ]
+        found = {}
+        outputs = self._run(prompts, params)
+        for (key, (whole, p)), output in zip(targets.items(), outputs, strict=True):
+            self.counters.scoring_tokens += p - (output.num_cached_tokens or 0)
+            completion = output.outputs[0]
+            assert completion.token_ids[0] == whole[p], "vLLM did not force the scored token"
+            candidate = completion.logprobs[0][whole[p]]
+            found[key] = (candidate.logprob, candidate.rank)
+        return found
 
 
 def _sampled_logprobs(completion) -> list[float] | None:
