@@ -11,8 +11,13 @@ log-likelihood difference; and a last line
 
 (the hf engine's generation + scoring seconds over vLLM's, model loads excluded; identical =
 every rationale and every chosen answer equal, log-likelihoods within abs 1e-3 or rel 1e-4).
+vLLM runs twice: eager (`evaluation.vllm.enforce_eager` unset on a CPU: the workflow's CPU
+default, since compiling costs its load tens of seconds in every job) and compiled (vLLM's own
+default, and ours on a GPU). The last line is the compiled engine's, the line before it
+`vllm_eager_over_hf` the eager one's; a line between says from how many questions a cell
+pays back the compile.
 
-    .venv/bin/python -m bench.engines                            # this machine's CPU, ~6 min
+    .venv/bin/python -m bench.engines                            # this machine's CPU, ~8 min
     .venv/bin/python -m bench.engines --device cuda --batch-size 128   # on a GPU
 
 vLLM must be installed (`make install-vllm`: its CPU build). Run it on an idle machine: two
@@ -49,23 +54,43 @@ def main() -> None:
     )
     hf, hf_engine, _ = run_thinkcost(settings, questions, options, "hf", "hf")
     del hf_engine
-    vllm, vllm_engine, _ = run_thinkcost(
-        settings, questions, options, "vllm", "vllm", max_length=settings.max_new_tokens + 1792
-    )
-    print_methods([hf, vllm])
-    counters = vllm_engine.counters
-    print(
-        f"vllm: {counters.forward_passes} engine steps, {counters.forward_tokens} tokens through "
-        f"the model, {counters.reused_tokens} prompt tokens from its prefix cache; scoring "
-        f"computed {counters.scoring_tokens} tokens, {counters.rescored_choices} choices again "
-        "(their rows found stale in the cache)"
-    )
-    ratio = vllm.scoring_seconds / hf.scoring_seconds
-    print(f"vllm scoring over hf scoring: {ratio:.2f} (target 2)")
-    agreements = compare_tasks(hf, vllm, questions)
-    print_agreement(agreements)
-    identical = all_identical(agreements)
-    print(f"vllm_over_hf={hf.seconds / vllm.seconds:.2f} identical={str(identical).lower()}")
+    vllms = {}
+    for label, eager in (("vllm eager", True), ("vllm compiled", False)):
+        vllm, engine, _ = run_thinkcost(
+            settings,
+            questions,
+            options,
+            "vllm",
+            label,
+            max_length=settings.max_new_tokens + 1792,
+            enforce_eager=eager,
+        )
+        vllms[label] = (vllm, engine.counters)
+        del engine
+    print_methods([hf, *(vllm for vllm, _ in vllms.values())])
+    lines = []
+    for label, (vllm, counters) in vllms.items():
+        print(
+            f"{label}: {counters.forward_passes} engine steps, {counters.forward_tokens} tokens "
+            f"through the model, {counters.reused_tokens} prompt tokens from its prefix cache; "
+            f"scoring computed {counters.scoring_tokens} tokens, {counters.rescored_choices} "
+            "choices had rows found stale in the cache (read again as generated positions); "
+            f"scoring over hf scoring: {vllm.scoring_seconds / hf.scoring_seconds:.2f} (target 2)"
+        )
+        agreements = compare_tasks(hf, vllm, questions)
+        print_agreement(agreements)
+        identical = str(all_identical(agreements)).lower()
+        name = "vllm_eager_over_hf" if label == "vllm eager" else "vllm_over_hf"
+        lines.append(f"{name}={hf.seconds / vllm.seconds:.2f} identical={identical}")
+    (eager, _), (compiled, _) = vllms.values()
+    compile_seconds = compiled.load_seconds - eager.load_seconds
+    saved = (eager.seconds - compiled.seconds) / eager.questions
+    if saved > 0:
+        print(
+            f"compiling took {compile_seconds:.0f} s more to load and saved {saved:.2f} s a "
+            f"question: it pays in a cell of more than {compile_seconds / saved:.0f} questions"
+        )
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":
