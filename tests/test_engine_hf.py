@@ -205,6 +205,39 @@ def test_lookup_takes_the_latest_continuation_and_stops_at_a_rationales_end():
     assert after_latest(text, np.array([3, 3]), text, room=4) == []
 
 
+def test_lookup_finds_what_an_enumeration_of_every_window_finds():
+    """`after_latest` against every window tried one by one: random texts over a few tokens
+    (many matches, overlapping ones too), rationale ends (-1) among them, keys of 1-4 tokens,
+    searched prefixes shorter than the text (a row's own text minus its last token)."""
+
+    def enumerated(searched, key, text, room):
+        ends = [
+            start + len(key)
+            for start in range(len(searched) - len(key) + 1)
+            if list(searched[start : start + len(key)]) == list(key)
+            and start + len(key) < len(text)
+            and text[start + len(key)] >= 0
+        ]
+        draft = []
+        for token in text[ends[-1] : ends[-1] + room] if ends else []:
+            if token < 0:
+                break
+            draft.append(int(token))
+        return draft
+
+    rng = np.random.default_rng(0)
+    found = 0
+    for _ in range(2000):
+        text = rng.integers(-1, 4, size=int(rng.integers(1, 40)))
+        searched = text[: int(rng.integers(0, len(text) + 1))]
+        key = rng.integers(0, 4, size=int(rng.integers(1, 5)))
+        room = int(rng.integers(1, 6))
+        expected = enumerated(searched, key, text, room)
+        assert after_latest(searched, key, text, room) == expected, (searched, key, text)
+        found += bool(expected)
+    assert found > 300  # the cases exercise matches, not only misses
+
+
 def test_a_row_without_a_match_of_its_own_drafts_from_the_rationales_beside_it(smollm2_dir):
     lookup = engine(smollm2_dir, draft_tokens=4).drafter
     spec = SamplingSpec(64)
