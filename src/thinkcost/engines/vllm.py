@@ -260,18 +260,7 @@ class VLLMEngine(TransformersTokenizerEngine):
                 pairs.append((whole, min(len(continuation_tokens), len(whole) - 1)))
         prompts = [TokensPrompt(prompt_token_ids=whole) for whole, _ in pairs]
         outputs = self._run(prompts, [self._score_params()] * len(pairs))
-        found = {}  # (pair, position) -> (log-probability, rank) of the token at position
-        stale = []  # (pair, position) whose row the cache covered
-        for index, ((whole, length), output) in enumerate(zip(pairs, outputs, strict=True)):
-            cached = output.num_cached_tokens or 0
-            self.counters.scoring_tokens += len(whole) - cached
-            for position in range(len(whole) - length, len(whole)):
-                # Position p is predicted by row p - 1, computed only if p - 1 >= cached.
-                if position <= cached:
-                    stale.append((index, position))
-                else:
-                    candidate = output.prompt_logprobs[position][whole[position]]
-                    found[index, position] = (candidate.logprob, candidate.rank)
+        found, stale = self._computed_rows(pairs, outputs)
         if stale:
             found.update(self._next_token_logprobs({(i, p): (pairs[i][0], p) for i, p in stale}))
         self.counters.rescored_choices += len({index for index, _ in stale})
@@ -285,6 +274,22 @@ class VLLMEngine(TransformersTokenizerEngine):
             answers.append(scores[position : position + len(request.continuations)])
             position += len(request.continuations)
         return answers
+
+    def _computed_rows(self, pairs: list, outputs: list) -> tuple[dict, list]:
+        """{(pair, position): (log-probability, rank)} of each continuation token whose row vLLM
+        computed, and the (pair, position) of those whose row the prefix cache covered (stale:
+        position p is predicted by row p - 1, computed only if p - 1 >= num_cached_tokens)."""
+        found, stale = {}, []
+        for index, ((whole, length), output) in enumerate(zip(pairs, outputs, strict=True)):
+            cached = output.num_cached_tokens or 0
+            self.counters.scoring_tokens += len(whole) - cached
+            for position in range(len(whole) - length, len(whole)):
+                if position <= cached:
+                    stale.append((index, position))
+                else:
+                    candidate = output.prompt_logprobs[position][whole[position]]
+                    found[index, position] = (candidate.logprob, candidate.rank)
+        return found, stale
 
     @staticmethod
     def _score_params():
@@ -330,7 +335,8 @@ class VLLMEngine(TransformersTokenizerEngine):
         for (key, (whole, p)), output in zip(targets.items(), outputs, strict=True):
             self.counters.scoring_tokens += p - (output.num_cached_tokens or 0)
             completion = output.outputs[0]
-            assert completion.token_ids[0] == whole[p], "vLLM did not force the scored token"
+            if completion.token_ids[0] != whole[p]:
+                raise RuntimeError(f"vLLM did not force token {whole[p]} (allowed_token_ids)")
             candidate = completion.logprobs[0][whole[p]]
             found[key] = (candidate.logprob, candidate.rank)
         return found
