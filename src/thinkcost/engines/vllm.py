@@ -144,8 +144,8 @@ class VLLMEngine(TransformersTokenizerEngine):
             max_num_seqs=max_batch_size,
             enable_prefix_caching=True,
             block_size=block_size,
-            # Compiling adds ~45 s to a CPU job's load (warm cache): it pays only in cells of
-            # more than ~300 questions (bench/engines.py), so a CPU job is eager by default.
+            # Compiling adds 45-60 s to a CPU job's load (warm cache): it pays only in cells of
+            # several hundred questions (bench/engines.py), so a CPU job is eager by default.
             enforce_eager=device.startswith("cpu") if enforce_eager is None else enforce_eager,
             gpu_memory_utilization=gpu_memory_utilization,
             tensor_parallel_size=tensor_parallel_size,
