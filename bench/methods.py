@@ -153,12 +153,12 @@ def describe_rationales(key: str, paper: str, ours: str, context: int = 40) -> s
 
 def print_methods(methods: Sequence[MethodResult]) -> None:
     print(
-        f"{'method':10s} {'load s':>7s} {'gen s':>8s} {'score s':>8s} {'total s':>8s} "
+        f"{'method':13s} {'load s':>7s} {'gen s':>8s} {'score s':>8s} {'total s':>8s} "
         f"{'gen tokens':>10s} {'gen tok/s':>9s} {'questions/s':>11s}"
     )
     for m in methods:
         print(
-            f"{m.name:10s} {m.load_seconds:7.2f} {m.generation_seconds:8.2f} "
+            f"{m.name:13s} {m.load_seconds:7.2f} {m.generation_seconds:8.2f} "
             f"{m.scoring_seconds:8.2f} {m.seconds:8.2f} {m.generated_tokens:10d} "
             f"{m.tokens_per_second:9.1f} {m.questions / m.seconds:11.3f}"
         )
