@@ -7,7 +7,7 @@ rows hold BBH questions (data/bbh) with a rationale growing a token a step, the 
 from the tasks' CoT exemplars (real text, SmolLM2's tokenizer), beside a pool of finished ones
 (`LOOKUP_POOL_TOKENS`); then the same with random tokens, where nothing matches and every row
 runs all five searches (the worst case). It times 64 steps at 24 and 128 rows with the search
-as it is and as it was (`windowed_after_latest`, comparing every n-token window), in one run,
+as it is and as it was (`windowed_match_ends`, comparing every n-token window), in one run,
 and checks that both draft the same tokens.
 
     .venv/bin/python -m bench.drafting
@@ -34,17 +34,10 @@ REPO = Path(__file__).resolve().parents[1]
 STEPS = 64
 
 
-def windowed_after_latest(searched, key, text, room):
+def windowed_match_ends(searched, key):
     """The search before issue 24's change: every n-token window of the text compared."""
     windows = np.lib.stride_tricks.sliding_window_view(searched, len(key))
-    ends = np.flatnonzero((windows == key).all(axis=1)) + len(key)
-    ends = ends[(ends < len(text))]
-    ends = ends[text[ends] >= 0]
-    if not ends.size:
-        return []
-    draft = text[ends[-1] : ends[-1] + room]
-    stop = np.flatnonzero(draft < 0)
-    return (draft[: stop[0]] if stop.size else draft).tolist()
+    return np.flatnonzero((windows == key).all(axis=1)) + len(key)
 
 
 def bbh_texts(tokenizer) -> tuple[list[list[int]], list[list[int]]]:
@@ -114,18 +107,18 @@ def main() -> None:
     )
     print(f"{'text':6} {'rows':>5} {'before':>9} {'now':>8} {'ratio':>6}")
     identical, speedup = True, float("nan")
-    current = drafting.after_latest
+    current = drafting.match_ends
     for kind in ("bbh", "random"):
         for count in (24, 128):
             rows, futures, finished = setup(
                 kind, count, questions, rationales, np.random.default_rng(0)
             )
             timings = {}
-            for name, search in (("before", windowed_after_latest), ("now", current)):
-                drafting.after_latest = search
+            for name, search in (("before", windowed_match_ends), ("now", current)):
+                drafting.match_ends = search
                 runs = [replay(rows, futures, finished) for _ in range(2)]
                 timings[name] = (min(s for s, _ in runs), runs[0][1])
-            drafting.after_latest = current
+            drafting.match_ends = current
             before, now = timings["before"][0], timings["now"][0]
             identical = identical and timings["before"][1] == timings["now"][1]
             if kind == "bbh" and count == 128:

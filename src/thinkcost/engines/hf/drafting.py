@@ -43,12 +43,11 @@ LOOKUP_PRIOR = (0.0, 0.3, 0.4, 0.85, 0.85, 0.9)
 LOOKUP_POOL_TOKENS = 16_384
 
 
-def after_latest(searched: np.ndarray, key: np.ndarray, text: np.ndarray, room: int) -> list[int]:
-    """Up to `room` tokens of `text` after the latest occurrence of `key` in `searched` (a
-    prefix of `text`), stopping at a -1 (the end of one rationale in `PromptLookup.rationales`)."""
+def match_ends(searched: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """Where each occurrence of `key` in `searched` ends (one past its last token), ascending."""
     n = len(key)
     if len(searched) < n:
-        return []
+        return np.empty(0, dtype=np.int64)
     # Where the key's first token is, then narrowed token by token: one pass over the text, where
     # comparing every n-token window (sliding_window_view) made n passes and a reduction: most of
     # a 128-row step's drafting (46 ms a step on BBH text, 0.19 s where nothing matched:
@@ -56,7 +55,13 @@ def after_latest(searched: np.ndarray, key: np.ndarray, text: np.ndarray, room: 
     starts = np.flatnonzero(searched[: len(searched) - n + 1] == key[0])
     for k in range(1, n):
         starts = starts[searched[starts + k] == key[k]]
-    ends = starts + n
+    return starts + n
+
+
+def after_latest(searched: np.ndarray, key: np.ndarray, text: np.ndarray, room: int) -> list[int]:
+    """Up to `room` tokens of `text` after the latest occurrence of `key` in `searched` (a
+    prefix of `text`), stopping at a -1 (the end of one rationale in `PromptLookup.rationales`)."""
+    ends = match_ends(searched, key)
     ends = ends[(ends < len(text))]
     ends = ends[text[ends] >= 0]
     if not ends.size:
