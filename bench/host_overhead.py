@@ -63,7 +63,7 @@ SHAPES = {
 }
 
 
-def tiny_model(directory: Path, tokenizer_dir: Path, shape: str = "tiny") -> Path:
+def random_llama(directory: Path, tokenizer_dir: Path, shape: str = "tiny") -> Path:
     """A Llama of `shape` (SHAPES) with random weights (seeded), SmolLM2's vocabulary and the
     tokenizer of `tokenizer_dir`; tests/test_runtime.py compiles the tiny one too."""
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -145,7 +145,7 @@ def main() -> None:
 
     budget, device = options.max_new_tokens, options.device
     with tempfile.TemporaryDirectory() as scratch:
-        path = tiny_model(Path(scratch), Path(options.tokenizer), options.shape)
+        path = random_llama(Path(scratch), Path(options.tokenizer), options.shape)
         dtype = getattr(torch, options.dtype)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
         model.generation_config.eos_token_id = 2

@@ -37,9 +37,9 @@ def test_int8_weights_are_stored_as_int8_and_still_answer(smollm2_dir):
 def tiny_model_dir(smollm2_dir, tmp_path_factory):
     """A two-layer Llama with random weights and SmolLM2's tokenizer: a real transformers
     model small enough that compiling it takes seconds, not minutes (bench.host_overhead's)."""
-    from bench.host_overhead import tiny_model
+    from bench.host_overhead import random_llama
 
-    return tiny_model(tmp_path_factory.mktemp("tiny"), smollm2_dir)
+    return random_llama(tmp_path_factory.mktemp("tiny"), smollm2_dir)
 
 
 def test_the_compiled_forward_is_the_one_generation_calls(tiny_model_dir):
